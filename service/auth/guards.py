@@ -1,0 +1,93 @@
+"""Authentication for handlers: a JWT backend, an API-key backend and decorators over them.
+
+Each backend returns None when the Authorization header is not its scheme, and raises
+Unauthorized when it is its scheme but the credential is bad.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from functools import wraps
+from typing import Any
+
+from sanic import HTTPResponse, Request
+
+from service.auth.api_keys import secret_matches, split_api_key
+from service.auth.tokens import InvalidToken, TokenIssuer
+from service.errors import ServiceUnavailable, Unauthorized
+from service.store import AccountStore, ApiKeyRecord, StoreUnavailable
+
+Handler = Callable[..., Awaitable[HTTPResponse]]
+
+
+def _credential(request: Request, scheme: str) -> str | None:
+    """The credential after ``<scheme> `` in the Authorization header, if that is the scheme."""
+    header = request.headers.get("authorization", "")
+    given, _, credential = header.strip().partition(" ")
+    if given.lower() != scheme.lower():
+        return None
+    return credential.strip()
+
+
+def bearer_user_id(request: Request, tokens: TokenIssuer) -> int | None:
+    """The user id of a valid access token, None without a Bearer header."""
+    token = _credential(request, "Bearer")
+    if token is None:
+        return None
+    try:
+        return tokens.verify(token, "access").user_id
+    except InvalidToken as exc:
+        raise Unauthorized(f"Bearer token rejected: {exc}.", scheme="Bearer") from None
+
+
+async def api_key_record(request: Request, store: AccountStore) -> ApiKeyRecord | None:
+    """The stored key matching an ``ApiKey`` header, None without one."""
+    raw = _credential(request, "ApiKey")
+    if raw is None:
+        return None
+    parts = split_api_key(raw)
+    if parts is None:
+        raise Unauthorized("API key is malformed.", scheme="ApiKey")
+    prefix, secret = parts
+    try:
+        record = await store.find_api_key(prefix)
+    except StoreUnavailable:
+        raise ServiceUnavailable("The account database is unreachable; retry shortly.") from None
+    if record is None or not secret_matches(secret, record.secret_hash):
+        raise Unauthorized("API key is invalid or has been deleted.", scheme="ApiKey")
+    return record
+
+
+def bearer_required(handler: Handler) -> Handler:
+    """Require a valid access token; the handler finds the user id in ``request.ctx.user_id``."""
+
+    @wraps(handler)
+    async def wrapper(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
+        user_id = bearer_user_id(request, request.app.ctx.tokens)
+        if user_id is None:
+            raise Unauthorized(
+                "Authentication required: send 'Authorization: Bearer <access token>'."
+            )
+        request.ctx.user_id = user_id
+        return await handler(request, *args, **kwargs)
+
+    return wrapper
+
+
+def api_key_required(handler: Handler) -> Handler:
+    """Require a valid API key; the handler finds its record in ``request.ctx.api_key``."""
+
+    @wraps(handler)
+    async def wrapper(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
+        ctx = request.app.ctx
+        record = await api_key_record(request, ctx.store)
+        if record is None:
+            raise Unauthorized(
+                "Authentication required: send 'Authorization: ApiKey <key>'.", scheme="ApiKey"
+            )
+        request.ctx.api_key = record
+        ctx.usage.record_key_use(record.id, datetime.now(UTC))
+        return await handler(request, *args, **kwargs)
+
+    return wrapper

@@ -1,0 +1,21 @@
+-- Check and count one request against a developer's monthly quota, atomically.
+-- KEYS[1]  the developer's counter for one month, e.g. dicom-api:{dev:42}:quota:2026-11
+-- ARGV[1]  the monthly limit
+-- ARGV[2]  unix time at which the counter expires (after its month is over)
+-- ARGV[3]  the month's count from the durable usage record, or "" if the caller has not read it
+-- Returns {granted (1/0), used}; or {-1, 0} when the counter is missing and ARGV[3] is "":
+-- the caller then reads the durable record and calls again, so losing Redis never resets a quota.
+local used = redis.call('GET', KEYS[1])
+if not used then
+  if ARGV[3] == '' then
+    return {-1, 0}
+  end
+  redis.call('SET', KEYS[1], ARGV[3])
+  redis.call('EXPIREAT', KEYS[1], ARGV[2])
+  used = ARGV[3]
+end
+used = tonumber(used)
+if used >= tonumber(ARGV[1]) then
+  return {0, used}
+end
+return {1, redis.call('INCR', KEYS[1])}

@@ -1,0 +1,43 @@
+"""QuotaCounter kept in the AccountStore itself (used when no REDIS_URL is configured)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from service.quota.base import QuotaDecision, QuotaUnavailable
+from service.quota.calendar import month_key, seconds_until_reset
+from service.store import AccountStore, StoreUnavailable
+
+
+class StoreQuotaCounter:
+    """Atomic per-month counters in the store's ``quota_months`` table."""
+
+    def __init__(self, store: AccountStore, limit: int) -> None:
+        self.store = store
+        self.limit = limit
+
+    async def reserve(self, user_id: int, now: datetime) -> QuotaDecision:
+        month = month_key(now)
+        try:
+            result = await self.store.reserve_quota(user_id, month, self.limit)
+        except StoreUnavailable as exc:
+            raise QuotaUnavailable("quota store is unreachable") from exc
+        return QuotaDecision(
+            granted=result.granted,
+            used=result.used,
+            limit=self.limit,
+            month=month,
+            resets_in=seconds_until_reset(now),
+        )
+
+    async def release(self, user_id: int, month: str) -> None:
+        try:
+            await self.store.release_quota(user_id, month)
+        except StoreUnavailable as exc:
+            raise QuotaUnavailable("quota store is unreachable") from exc
+
+    async def ping(self) -> None:
+        await self.store.ping()
+
+    async def close(self) -> None:
+        """Nothing to close: the store is closed by its owner."""

@@ -1,0 +1,53 @@
+"""Store and quota-counter fixtures, parametrized over every backend."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as aioredis
+
+from service.quota.redis_counter import RedisQuotaCounter
+from service.quota.store_counter import StoreQuotaCounter
+from service.store.base import AccountStore
+from service.store.postgres import PostgresStore
+from service.store.sqlite import SqliteStore
+from tests.support import REDIS_TEST_URL
+
+
+async def open_store(kind: str, tmp_path: Path, pg_url: str) -> AccountStore:
+    store: AccountStore
+    if kind == "sqlite":
+        store = SqliteStore(tmp_path / "store.sqlite3")
+    else:
+        store = PostgresStore(pg_url, pool_size=20)
+    await store.open()
+    await store.migrate()
+    return store
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path, pg_url: str) -> AsyncIterator[
+    AccountStore
+]:
+    s = await open_store(request.param, tmp_path, pg_url)
+    yield s
+    await s.close()
+
+
+@pytest.fixture(params=["sqlite-store", "postgres-store", "redis"])
+async def counter_and_store(
+    request: pytest.FixtureRequest, tmp_path: Path, pg_url: str, redis_prefix: str
+) -> AsyncIterator[tuple[object, AccountStore]]:
+    """(quota counter with limit 5, the store behind it)."""
+    kind = request.param
+    store = await open_store("sqlite" if kind == "sqlite-store" else "postgres", tmp_path, pg_url)
+    if kind == "redis":
+        client = aioredis.Redis.from_url(REDIS_TEST_URL)
+        counter: object = RedisQuotaCounter(client, store, 5, redis_prefix)
+    else:
+        counter = StoreQuotaCounter(store, 5)
+    yield counter, store
+    await counter.close()  # type: ignore[attr-defined]
+    await store.close()

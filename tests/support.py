@@ -1,0 +1,160 @@
+"""Test helpers: real server processes, real databases, fixture DICOM files built with pydicom."""
+
+from __future__ import annotations
+
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+SAMPLE_0002 = SHARED_DATA / "0002.DCM"
+PG_ADMIN_URL = os.environ.get("DICOM_API_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_TEST_URL = os.environ.get("DICOM_API_TEST_REDIS", "redis://127.0.0.1:6379/0")
+PASSWORD = "correct horse battery"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def clean_env(extra: dict[str, str]) -> dict[str, str]:
+    """The test process environment without any dicom-api settings, plus ``extra``."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("DICOM_API_") and k not in ("DATABASE_URL", "REDIS_URL")
+    }
+    env.update(extra)
+    return env
+
+
+@dataclass
+class ServerProcess:
+    """``dicom-api serve`` in a subprocess, logging to a file."""
+
+    env: dict[str, str]
+    workers: int = 1
+    port: int = field(default_factory=free_port)
+    log_path: Path | None = None
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 90.0) -> ServerProcess:
+        self.log_path = Path(self.env["DICOM_API_DATA_DIR"]) / f"server-{self.port}.log"
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "service", "serve", "--port", str(self.port),
+             "--workers", str(self.workers)],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1.0).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"server did not become healthy:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def unique_email() -> str:
+    return f"dev-{uuid.uuid4().hex[:12]}@example.com"
+
+
+def register(client: httpx.Client, email: str | None = None) -> tuple[str, dict[str, str]]:
+    """Register a fresh account and log in; returns (email, tokens)."""
+    email = email or unique_email()
+    response = client.post("/api/auth/register/", json={"email": email, "password": PASSWORD})
+    assert response.status_code == 201, response.text
+    response = client.post("/api/token/", json={"email": email, "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    return email, response.json()
+
+
+def bearer(tokens: dict[str, str]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tokens['access']}"}
+
+
+def developer_with_key(client: httpx.Client) -> tuple[dict[str, str], str]:
+    """A registered developer with a profile and one API key: (tokens, key)."""
+    _, tokens = register(client)
+    response = client.post(
+        "/api/developer/profiles/",
+        json={"purpose": "testing", "organization": "Test Org"},
+        headers=bearer(tokens),
+    )
+    assert response.status_code == 201, response.text
+    response = client.post("/api-keys/", json={"name": "test key"}, headers=bearer(tokens))
+    assert response.status_code == 201, response.text
+    return tokens, response.json()["key"]
+
+
+def tiny_dicom(rows: int = 8, columns: int = 8, frames: int = 1, bits: int = 16) -> bytes:
+    """A small uncompressed MONOCHROME2 CT-like file (with rescale and a window)."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.Modality = "CT"
+    ds.PatientName = "Test^Patient"
+    ds.PatientID = "TEST-0001"
+    ds.Rows, ds.Columns = rows, columns
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = bits
+    ds.BitsStored = bits
+    ds.HighBit = bits - 1
+    ds.PixelRepresentation = 0
+    ds.RescaleSlope = 1
+    ds.RescaleIntercept = -1024
+    ds.WindowCenter = 40
+    ds.WindowWidth = 400
+    if frames > 1:
+        ds.NumberOfFrames = frames
+    dtype = np.uint16 if bits == 16 else np.uint8
+    pixels = (np.arange(rows * columns * frames) * 7 % (2**bits)).astype(dtype)
+    ds.PixelData = pixels.tobytes()
+    buffer = io.BytesIO()
+    ds.save_as(buffer, enforce_file_format=True)
+    return buffer.getvalue()
