@@ -38,10 +38,17 @@ class TokenIssuer:
 
     def __init__(self, secret_key: str, access_ttl: int, refresh_ttl: int) -> None:
         self._key = secret_key
-        self._ttl = {"access": timedelta(seconds=access_ttl), "refresh": timedelta(seconds=refresh_ttl)}
+        self._ttl = {
+            "access": timedelta(seconds=access_ttl),
+            "refresh": timedelta(seconds=refresh_ttl),
+        }
 
     def issue(
-        self, user_id: int, token_type: TokenType, family: str | None = None, now: datetime | None = None
+        self,
+        user_id: int,
+        token_type: TokenType,
+        family: str | None = None,
+        now: datetime | None = None,
     ) -> IssuedToken:
         """A signed token; refresh tokens carry their rotation family in ``fam``."""
         issued_at = now or datetime.now(UTC)

@@ -73,9 +73,7 @@ class RedisQuotaCounter:
             granted, used = await self._reserve(keys=[key], args=[self.limit, expires_at, ""])
             if granted == -1:
                 seed = await self._durable_count(user_id, now)
-                granted, used = await self._reserve(
-                    keys=[key], args=[self.limit, expires_at, seed]
-                )
+                granted, used = await self._reserve(keys=[key], args=[self.limit, expires_at, seed])
         except _REDIS_DOWN as exc:
             raise QuotaUnavailable("Redis is unreachable") from exc
         return QuotaDecision(

@@ -34,7 +34,9 @@ class UsageRecorder:
     def pending(self, user_id: int, month: str) -> int:
         """Successful reads of that month not yet flushed by this process."""
         return sum(
-            n for (uid, day), n in self._counts.items() if uid == user_id and day.isoformat()[:7] == month
+            n
+            for (uid, day), n in self._counts.items()
+            if uid == user_id and day.isoformat()[:7] == month
         )
 
     async def flush(self) -> None:

@@ -261,7 +261,9 @@ class PostgresStore:
                     now,
                 )
                 return RotateOutcome.REUSED
-            await conn.execute("UPDATE refresh_tokens SET used_at = $2 WHERE jti = $1", old_jti, now)
+            await conn.execute(
+                "UPDATE refresh_tokens SET used_at = $2 WHERE jti = $1", old_jti, now
+            )
             await conn.execute(
                 "INSERT INTO refresh_tokens (jti, user_id, family_id, expires_at)"
                 " VALUES ($1, $2, $3, $4)",

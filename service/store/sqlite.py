@@ -161,18 +161,22 @@ class SqliteStore:
 
     async def get_user_by_email(self, email: str) -> User | None:
         def get() -> User | None:
-            row = self._connection().execute(
-                "SELECT * FROM users WHERE email_key = ?", (normalise_email(email),)
-            ).fetchone()
+            row = (
+                self._connection()
+                .execute("SELECT * FROM users WHERE email_key = ?", (normalise_email(email),))
+                .fetchone()
+            )
             return _user(row) if row else None
 
         return await self._run(get)
 
     async def get_user(self, user_id: int) -> User | None:
         def get() -> User | None:
-            row = self._connection().execute(
-                "SELECT * FROM users WHERE id = ?", (user_id,)
-            ).fetchone()
+            row = (
+                self._connection()
+                .execute("SELECT * FROM users WHERE id = ?", (user_id,))
+                .fetchone()
+            )
             return _user(row) if row else None
 
         return await self._run(get)
@@ -200,9 +204,11 @@ class SqliteStore:
 
     async def get_profile(self, user_id: int) -> Profile | None:
         def get() -> Profile | None:
-            row = self._connection().execute(
-                "SELECT * FROM developer_profiles WHERE user_id = ?", (user_id,)
-            ).fetchone()
+            row = (
+                self._connection()
+                .execute("SELECT * FROM developer_profiles WHERE user_id = ?", (user_id,))
+                .fetchone()
+            )
             return _profile(row) if row else None
 
         return await self._run(get)
@@ -242,9 +248,11 @@ class SqliteStore:
 
     async def find_api_key(self, prefix: str) -> ApiKeyRecord | None:
         def find() -> ApiKeyRecord | None:
-            row = self._connection().execute(
-                "SELECT * FROM api_keys WHERE prefix = ?", (prefix,)
-            ).fetchone()
+            row = (
+                self._connection()
+                .execute("SELECT * FROM api_keys WHERE prefix = ?", (prefix,))
+                .fetchone()
+            )
             return _key(row) if row else None
 
         return await self._run(find)
@@ -276,8 +284,7 @@ class SqliteStore:
     ) -> RotateOutcome:
         def rotate(conn: sqlite3.Connection) -> RotateOutcome:
             row = conn.execute(
-                "SELECT user_id, family_id, used_at, revoked_at FROM refresh_tokens"
-                " WHERE jti = ?",
+                "SELECT user_id, family_id, used_at, revoked_at FROM refresh_tokens WHERE jti = ?",
                 (old_jti,),
             ).fetchone()
             if row is None:

@@ -28,9 +28,9 @@ async def open_store(kind: str, tmp_path: Path, pg_url: str) -> AccountStore:
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path, pg_url: str) -> AsyncIterator[
-    AccountStore
-]:
+async def store(
+    request: pytest.FixtureRequest, tmp_path: Path, pg_url: str
+) -> AsyncIterator[AccountStore]:
     s = await open_store(request.param, tmp_path, pg_url)
     yield s
     await s.close()

@@ -1,0 +1,170 @@
+"""The DICOM read endpoint: ``POST /api/dicom/read/file/`` (API key, monthly quota)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import Mapping
+from concurrent.futures import Executor
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sanic import Blueprint, HTTPResponse, Request
+from sanic.request import File
+
+import accel
+from service.auth.guards import api_key_required
+from service.dicom import (
+    ReadOptions,
+    UploadLimits,
+    check_pixel_volume,
+    extract_metadata,
+    parse_read_options,
+    read_upload,
+    resolve_frames,
+)
+from service.errors import (
+    BadRequest,
+    QuotaExceeded,
+    UnprocessableContent,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
+from service.quota import QuotaCounter, QuotaDecision, QuotaUnavailable
+from service.settings import Settings
+
+bp = Blueprint("dicom")
+log = logging.getLogger(__name__)
+
+ENDPOINT = "/api/dicom/read/file/"
+IMAGE_FORMAT_NAMES = {"png": "PNG", "jpeg": "JPEG", "gif": "GIF"}
+
+
+def warm_up() -> None:
+    """Compile the rendering kernels before the first request (run at worker start)."""
+    accel.warm_up()
+
+
+def upload_limits(settings: Settings) -> UploadLimits:
+    """The upload limits configured for this service."""
+    return UploadLimits(
+        max_zip_entries=settings.max_zip_entries,
+        max_zip_total_bytes=settings.max_zip_total_bytes,
+        max_zip_ratio=settings.max_zip_ratio,
+    )
+
+
+def render_instance(
+    ds: Any, options: ReadOptions, max_pixel_bytes: int, pool: Executor | None
+) -> dict[str, Any]:
+    """The single-file response shape: metadata, ``ImageFormat`` and base64 ``Images``."""
+    body = extract_metadata(ds, options.fields)
+    images: list[bytes] = []
+    if "PixelData" in ds or "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
+        check_pixel_volume(ds, max_pixel_bytes)
+        frames = resolve_frames(options.frames, int(getattr(ds, "NumberOfFrames", 1) or 1))
+        try:
+            images = accel.render(
+                ds,
+                options.return_format,
+                frames=frames,
+                window=options.window,
+                quality=options.quality,
+                pool=pool,
+            )
+        except accel.UnsupportedTransferSyntax as exc:
+            raise UnsupportedMediaType(str(exc)) from None
+        except accel.AccelError as exc:
+            raise UnprocessableContent(str(exc)) from None
+    body["ImageFormat"] = IMAGE_FORMAT_NAMES[options.return_format]
+    body["Images"] = [base64.b64encode(image).decode("ascii") for image in images]
+    return body
+
+
+def read_dicom(
+    filename: str,
+    data: bytes,
+    options: ReadOptions,
+    settings: Settings,
+    pool: Executor | None,
+) -> bytes:
+    """Parse an upload (.dcm or .zip), render every instance and return the JSON body."""
+    upload = read_upload(filename, data, upload_limits(settings))
+    rendered = [
+        (name, render_instance(ds, options, settings.max_pixel_bytes, pool))
+        for name, ds in upload.instances
+    ]
+    if len(rendered) == 1 and not upload.skipped:
+        return orjson.dumps(rendered[0][1])
+    body: dict[str, Any] = {"Files": [{"FileName": name, **shape} for name, shape in rendered]}
+    if upload.skipped:
+        body["Skipped"] = list(upload.skipped)
+    return orjson.dumps(body)
+
+
+async def reserve_quota(quota: QuotaCounter, user_id: int, now: datetime) -> QuotaDecision:
+    """Take one unit of the developer's month, or raise the spec's 429."""
+    decision = await quota.reserve(user_id, now)
+    if not decision.granted:
+        raise QuotaExceeded(
+            f"Monthly quota of {decision.limit} requests is used up; it resets at the start "
+            "of next month (UTC).",
+            headers={"Retry-After": str(decision.resets_in), **decision.headers()},
+            error=f"Monthly API request for '{ENDPOINT}' limit exceeded.",
+            quota=decision.limit,
+            requests_used=decision.used + 1,
+        )
+    return decision
+
+
+def _first_values(params: Mapping[str, list[str]]) -> dict[str, str]:
+    return {name: values[0] for name, values in params.items() if values}
+
+
+def uploaded_file(request: Request) -> File:
+    """The multipart ``file`` part, or a 400 saying how to send it."""
+    content_type = request.headers.get("content-type", "")
+    if not content_type.startswith("multipart/form-data"):
+        raise BadRequest(
+            "Send the upload as multipart/form-data with the DICOM file in a part named 'file'."
+        )
+    try:
+        files = request.files
+    except Exception:  # Sanic raises assorted errors for malformed multipart bodies
+        raise BadRequest("The multipart/form-data body is malformed.") from None
+    upload = files.get("file") if files else None
+    if upload is None:
+        raise ValidationFailed({"file": ["This field is required: a .dcm, .DCM or .zip file."]})
+    return upload
+
+
+@bp.post(ENDPOINT, stream=True)
+@api_key_required
+async def read_file(request: Request) -> HTTPResponse:
+    ctx = request.app.ctx
+    user_id = request.ctx.api_key.user_id
+    now = datetime.now(UTC)
+    decision = await reserve_quota(ctx.quota, user_id, now)
+    try:
+        await request.receive_body()
+        upload = uploaded_file(request)
+        options = parse_read_options(_first_values(request.form), _first_values(request.args))
+        body = await asyncio.get_running_loop().run_in_executor(
+            ctx.render_pool,
+            read_dicom,
+            upload.name or "",
+            upload.body,
+            options,
+            ctx.settings,
+            ctx.encode_pool,
+        )
+    except BaseException:
+        try:
+            await ctx.quota.release(user_id, decision.month)
+        except QuotaUnavailable:
+            log.warning("could not release a quota unit: quota backend unreachable")
+        raise
+    ctx.usage.record_success(user_id, now)
+    return HTTPResponse(body, headers=decision.headers(), content_type="application/json")

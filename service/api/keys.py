@@ -1,0 +1,78 @@
+"""API keys: ``/api-keys/`` (list, create) and ``/api-keys/delete/<pk>/``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sanic import Blueprint, HTTPResponse, Request
+
+from service.api.profiles import require_profile
+from service.auth.api_keys import generate_api_key, hash_secret
+from service.auth.guards import bearer_required
+from service.errors import NotFound
+from service.http import Fields, json_object, json_response
+from service.store import AccountStore, ApiKeyRecord
+
+bp = Blueprint("keys")
+
+
+def key_summary(record: ApiKeyRecord) -> dict[str, Any]:
+    """What a listing shows of a key: never its secret or hash."""
+    return {
+        "id": record.id,
+        "name": record.name,
+        "prefix": record.prefix,
+        "created_at": record.created_at.isoformat(),
+        "last_used_at": record.last_used_at.isoformat() if record.last_used_at else None,
+    }
+
+
+async def create_key(store: AccountStore, user_id: int, data: dict[str, Any]) -> dict[str, Any]:
+    """Issue a key; the full key is returned this once and only its hash is stored."""
+    fields = Fields(data)
+    name = fields.string("name", max_length=100)
+    fields.check()
+    await require_profile(store, user_id)
+    new_key = generate_api_key()
+    record = await store.create_api_key(user_id, name, new_key.prefix, hash_secret(new_key.secret))
+    return {
+        "id": record.id,
+        "name": record.name,
+        "key": new_key.key,
+        "prefix": record.prefix,
+        "created_at": record.created_at.isoformat(),
+    }
+
+
+async def list_keys(store: AccountStore, user_id: int) -> list[dict[str, Any]]:
+    """The caller's keys, oldest first."""
+    await require_profile(store, user_id)
+    return [key_summary(record) for record in await store.list_api_keys(user_id)]
+
+
+async def delete_key(store: AccountStore, user_id: int, pk: str) -> None:
+    """Delete one of the caller's keys; anyone else's, or a missing one, is a 404."""
+    if not pk.isdigit() or len(pk) > 18:
+        raise NotFound("No API key with that id.")
+    if not await store.delete_api_key(user_id, int(pk)):
+        raise NotFound("No API key with that id.")
+
+
+@bp.get("/api-keys/")
+@bearer_required
+async def list_handler(request: Request) -> HTTPResponse:
+    return json_response(await list_keys(request.app.ctx.store, request.ctx.user_id))
+
+
+@bp.post("/api-keys/")
+@bearer_required
+async def create_handler(request: Request) -> HTTPResponse:
+    body = await create_key(request.app.ctx.store, request.ctx.user_id, json_object(request))
+    return json_response(body, 201)
+
+
+@bp.delete("/api-keys/delete/<pk:str>/")
+@bearer_required
+async def delete_handler(request: Request, pk: str) -> HTTPResponse:
+    await delete_key(request.app.ctx.store, request.ctx.user_id, pk)
+    return HTTPResponse(status=204)

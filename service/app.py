@@ -1,0 +1,102 @@
+"""The application factory: blueprints, listeners and the error handler."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
+from sanic import Sanic
+
+from service.api import accounts, dicom, health, keys, profiles, usage
+from service.auth.passwords import Passwords
+from service.auth.tokens import TokenIssuer
+from service.context import AppContext
+from service.problems import ProblemErrorHandler
+from service.quota import UsageRecorder, make_counter
+from service.settings import Settings, load_settings
+from service.store import StoreUnavailable, make_store
+
+log = logging.getLogger("dicom_api")
+
+APP_NAME = "dicom_api"
+START_RETRIES = 30  # seconds to wait for the database at start-up
+
+
+def keep_patient_data_out_of_logs() -> None:
+    """pydicom logs and warns with element values (names, dates) when it meets bad data."""
+    logging.getLogger("pydicom").setLevel(logging.CRITICAL + 1)
+    warnings.filterwarnings("ignore", module=r"pydicom(\..*)?")
+
+
+def create_app(settings: Settings) -> Sanic:
+    """A Sanic app for these settings; workers open their pools in ``before_server_start``."""
+    keep_patient_data_out_of_logs()
+    tokens = TokenIssuer(settings.secret_key, settings.access_token_ttl, settings.refresh_token_ttl)
+    app: Sanic = Sanic(
+        APP_NAME,
+        ctx=AppContext(settings=settings, tokens=tokens),
+        error_handler=ProblemErrorHandler(),
+        configure_logging=True,
+    )
+    app.config.REQUEST_MAX_SIZE = settings.max_upload_bytes
+    app.config.FALLBACK_ERROR_FORMAT = "json"
+    app.config.KEEP_ALIVE_TIMEOUT = 75
+    app.config.REQUEST_TIMEOUT = 120
+    app.config.RESPONSE_TIMEOUT = 600
+    app.config.NOISY_EXCEPTIONS = False
+    for module in (accounts, profiles, keys, usage, dicom, health):
+        app.blueprint(module.bp)
+    app.before_server_start(_open_resources)
+    app.after_server_start(_start_background_tasks)
+    app.before_server_stop(_flush_usage)
+    app.after_server_stop(_close_resources)
+    return app
+
+
+def create_app_from_env() -> Sanic:
+    """Factory for ``sanic``/worker processes: settings read from the environment."""
+    return create_app(load_settings())
+
+
+async def _open_resources(app: Sanic) -> None:
+    ctx: AppContext = app.ctx
+    settings = ctx.settings
+    ctx.store = make_store(settings)
+    for attempt in range(START_RETRIES):
+        try:
+            await ctx.store.open()
+            await ctx.store.migrate()
+            break
+        except StoreUnavailable:
+            if attempt == START_RETRIES - 1:
+                raise
+            log.warning("database unreachable at start-up; retrying")
+            await asyncio.sleep(1)
+    ctx.usage = UsageRecorder(ctx.store)
+    ctx.quota = make_counter(settings, ctx.store, ctx.usage)
+    ctx.render_pool = ThreadPoolExecutor(settings.render_threads, thread_name_prefix="render")
+    ctx.encode_pool = ThreadPoolExecutor(settings.render_threads, thread_name_prefix="encode")
+    loop = asyncio.get_running_loop()
+    ctx.passwords = await loop.run_in_executor(None, Passwords)
+    await loop.run_in_executor(ctx.render_pool, dicom.warm_up)
+
+
+async def _start_background_tasks(app: Sanic) -> None:
+    app.add_task(app.ctx.usage.run(), name="usage-flush")
+
+
+async def _flush_usage(app: Sanic) -> None:
+    try:
+        await app.ctx.usage.flush()
+    except StoreUnavailable:
+        log.error("could not flush usage at shutdown: database unreachable")
+
+
+async def _close_resources(app: Sanic) -> None:
+    ctx: AppContext = app.ctx
+    await ctx.quota.close()
+    await ctx.store.close()
+    ctx.render_pool.shutdown(wait=False, cancel_futures=True)
+    ctx.encode_pool.shutdown(wait=False, cancel_futures=True)

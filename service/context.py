@@ -1,0 +1,26 @@
+"""The typed ``app.ctx``: everything a worker opens at start and closes at stop."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from service.auth.passwords import Passwords
+from service.auth.tokens import TokenIssuer
+from service.quota import QuotaCounter, UsageRecorder
+from service.settings import Settings
+from service.store import AccountStore
+
+
+@dataclass
+class AppContext:
+    """Per-worker state, created by the app factory and the start-up listeners."""
+
+    settings: Settings
+    tokens: TokenIssuer
+    store: AccountStore = field(init=False)
+    quota: QuotaCounter = field(init=False)
+    usage: UsageRecorder = field(init=False)
+    passwords: Passwords = field(init=False)
+    render_pool: ThreadPoolExecutor = field(init=False)
+    encode_pool: ThreadPoolExecutor = field(init=False)

@@ -1,0 +1,184 @@
+"""Turn an uploaded ``.dcm`` or ``.zip`` into parsed DICOM instances, in memory, with limits."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from io import BytesIO
+from typing import NamedTuple
+
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import (
+    UID,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    MediaStorageDirectoryStorage,
+)
+
+from service.dicom.archive import UploadLimits, iter_zip, looks_like_zip
+from service.errors import PayloadTooLarge, UnprocessableContent, ValidationFailed
+
+ACCEPTED = "must be a DICOM file (.dcm) or a .zip of DICOM files"
+_PIXEL_DATA_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # Pixel, Float and Double Float Pixel Data
+_UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
+
+
+class Instance(NamedTuple):
+    """One parsed DICOM file: its upload or zip-entry name and its dataset."""
+
+    name: str
+    dataset: Dataset
+
+
+@dataclass(frozen=True, slots=True)
+class Upload:
+    """The DICOM instances found in an upload, and the zip entries that were not DICOM."""
+
+    instances: tuple[Instance, ...]
+    skipped: tuple[str, ...] = ()
+
+
+def has_dicm_magic(data: bytes) -> bool:
+    """True for a PS3.10 file: 128-byte preamble then ``DICM``."""
+    return data[128:132] == b"DICM"
+
+
+def _plausible(ds: Dataset) -> bool:
+    """A forced read accepts almost any bytes, so demand a real SOP Class UID or image pixels."""
+    try:
+        if 0x00080016 in ds:
+            sop = ds.get_item(0x00080016).value
+            if isinstance(sop, bytes):
+                sop = sop.decode("ascii", "replace")
+            sop = str(sop or "").strip("\x00 ")
+            if _UID.match(sop) and len(sop) <= 64:
+                return True
+        has_pixels = any(tag in ds for tag in _PIXEL_DATA_TAGS)
+        return has_pixels and 0x00280010 in ds and 0x00280011 in ds
+    except Exception:
+        return False
+
+
+def _fill_transfer_syntax(ds: Dataset) -> None:
+    """Give a raw dataset (no file meta) the transfer syntax it was read with, so decoders work."""
+    meta = getattr(ds, "file_meta", None)
+    if meta is not None and "TransferSyntaxUID" in meta:
+        return
+    implicit, little = getattr(ds, "original_encoding", (None, None))
+    if implicit is None:
+        return
+    syntax: UID
+    if implicit:
+        syntax = ImplicitVRLittleEndian
+    else:
+        syntax = ExplicitVRLittleEndian if little else ExplicitVRBigEndian
+    if meta is None:
+        ds.file_meta = meta = FileMetaDataset()
+    meta.TransferSyntaxUID = syntax
+
+
+def parse_dicom(data: bytes) -> Dataset | None:
+    """The dataset if the bytes are a DICOM file (magic, or a forced read that looks real)."""
+    if len(data) < 8:
+        return None
+    try:
+        ds = pydicom.dcmread(BytesIO(data), force=True)
+    except Exception:
+        # pydicom raises many types for garbage (and warnings, when they are errors in tests).
+        return None
+    if len(ds) == 0 or not _plausible(ds):
+        return None
+    _fill_transfer_syntax(ds)
+    return ds
+
+
+def _is_dicomdir(ds: Dataset) -> bool:
+    meta = getattr(ds, "file_meta", None)
+    sop = meta.get("MediaStorageSOPClassUID") if meta is not None else None
+    return sop == MediaStorageDirectoryStorage or 0x00041220 in ds  # DirectoryRecordSequence
+
+
+def _not_dicom(detail: str) -> ValidationFailed:
+    return ValidationFailed({"file": [detail]}, detail=f"The file {ACCEPTED}.")
+
+
+def read_upload(filename: str, data: bytes, limits: UploadLimits) -> Upload:
+    """Parse an upload: DICM magic wins, then zip (by magic or a .zip name), then a forced read."""
+    label = filename or "upload"
+    if not data:
+        raise _not_dicom(f"{label!r} is empty; the file {ACCEPTED}")
+    if not has_dicm_magic(data) and (looks_like_zip(data) or label.lower().endswith(".zip")):
+        return _read_zip(label, data, limits)
+    ds = parse_dicom(data)
+    if ds is None:
+        raise _not_dicom(f"{label!r} could not be read as DICOM; the file {ACCEPTED}")
+    if _is_dicomdir(ds):
+        raise _not_dicom(f"{label!r} is a DICOMDIR index, not an image; the file {ACCEPTED}")
+    return Upload(instances=(Instance(label, ds),))
+
+
+def _read_zip(label: str, data: bytes, limits: UploadLimits) -> Upload:
+    instances: list[Instance] = []
+    skipped: list[str] = []
+    for member in iter_zip(label, data, limits):
+        if member.data is None:
+            skipped.append(member.name)
+            continue
+        ds = parse_dicom(member.data)
+        if ds is None or _is_dicomdir(ds):
+            skipped.append(member.name)
+        else:
+            instances.append(Instance(member.name, ds))
+    if not instances:
+        raise _not_dicom(f"{label!r} contains no DICOM files; the file {ACCEPTED}")
+    return Upload(instances=tuple(instances), skipped=tuple(skipped))
+
+
+def _int_attr(ds: Dataset, keyword: str, default: int | None) -> int:
+    """An integer attribute for size arithmetic; missing or malformed is a 422, never a crash."""
+    try:
+        value = ds.get(keyword)
+        if value is None or value == "":
+            if default is None:
+                raise ValueError(keyword)
+            return default
+        number = int(value)
+    except Exception:
+        number = -1
+    if number < 0:
+        raise UnprocessableContent(
+            f"The file has pixel data but no usable {keyword} ({_tag_text(keyword)})."
+        )
+    return number
+
+
+def _tag_text(keyword: str) -> str:
+    tag = pydicom.datadict.tag_for_keyword(keyword) or 0
+    return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
+
+
+def pixel_volume_bytes(ds: Dataset) -> int:
+    """Bytes of the decoded pixel data: Rows x Columns x frames x samples x ceil(bits/8);
+    1-bit data counts one byte per pixel, as it is once unpacked. 0 without pixel data."""
+    if not any(tag in ds for tag in _PIXEL_DATA_TAGS):
+        return 0
+    rows = _int_attr(ds, "Rows", None)
+    columns = _int_attr(ds, "Columns", None)
+    frames = _int_attr(ds, "NumberOfFrames", 1)
+    samples = _int_attr(ds, "SamplesPerPixel", 1)
+    bits = _int_attr(ds, "BitsAllocated", None)
+    return rows * columns * frames * samples * max(1, -(-bits // 8))
+
+
+def check_pixel_volume(ds: Dataset, max_bytes: int, *, name: str | None = None) -> int:
+    """Refuse (413) an instance whose decoded pixels would pass max_bytes; call before decoding."""
+    size = pixel_volume_bytes(ds)
+    if size > max_bytes:
+        which = f"{name!r}" if name else "The file"
+        raise PayloadTooLarge(
+            f"{which} would decode to {size} bytes of pixel data; at most {max_bytes} bytes "
+            "are allowed."
+        )
+    return size

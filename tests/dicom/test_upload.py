@@ -1,0 +1,270 @@
+"""read_upload: .dcm and .zip uploads in memory, by content, with zip-bomb and path-trick limits."""
+
+from __future__ import annotations
+
+import os
+import warnings
+import zipfile
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydicom.dataset import Dataset
+from pydicom.uid import ImplicitVRLittleEndian
+
+from service.dicom.archive import UploadLimits, declared_entry_count
+from service.dicom.upload import check_pixel_volume, pixel_volume_bytes, read_upload
+from service.errors import PayloadTooLarge, UnprocessableContent, ValidationFailed
+from tests.dicom.builders import SECRET_NAME, dicom_bytes, make_dataset, make_zip, to_file_bytes
+
+LIMITS = UploadLimits()
+
+
+def refused(filename: str, data: bytes, limits: UploadLimits = LIMITS) -> ValidationFailed:
+    with pytest.raises(ValidationFailed) as info:
+        read_upload(filename, data, limits)
+    assert info.value.status == 400
+    assert SECRET_NAME not in str(info.value.to_problem())
+    return info.value
+
+
+@pytest.mark.parametrize("name", ["scan.dcm", "scan.DCM", "scan.Dcm", "IM000001", "scan.txt", ""])
+def test_single_dicom_accepted_by_content(name: str) -> None:
+    upload = read_upload(name, dicom_bytes(), LIMITS)
+    assert len(upload.instances) == 1 and upload.skipped == ()
+    instance = upload.instances[0]
+    assert instance.name == (name or "upload")
+    assert str(instance.dataset.PatientName) == SECRET_NAME
+
+
+def test_bare_dataset_without_preamble_gets_its_transfer_syntax() -> None:
+    data = to_file_bytes(make_dataset(), preamble=False)
+    assert data[128:132] != b"DICM"
+    ds = read_upload("raw.dcm", data, LIMITS).instances[0].dataset
+    assert ds.file_meta.TransferSyntaxUID == ImplicitVRLittleEndian
+    assert ds.Rows == 4
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"hello, this is plain text and not a DICOM file at all" * 10,
+        b"\x89PNG\r\n\x1a\n" + bytes(200),
+        bytes(4096),
+        b"\x08\x00\x10\x00\x04\x00\x00\x00abcd",  # parses when forced, but nothing real in it
+    ],
+)
+def test_non_dicom_refused_saying_what_is_accepted(data: bytes) -> None:
+    error = refused("scan.dcm", data)
+    assert "must be a DICOM file (.dcm) or a .zip of DICOM files" in error.errors["file"][0]
+    assert "'scan.dcm'" in error.errors["file"][0]
+
+
+def test_empty_file_refused() -> None:
+    assert "empty" in refused("scan.dcm", b"").errors["file"][0]
+
+
+def test_truncated_dicom_refused() -> None:
+    data = dicom_bytes()
+    error = refused("cut.dcm", data[:140])
+    assert "could not be read as DICOM" in error.errors["file"][0]
+
+
+def test_dicomdir_refused() -> None:
+    ds = Dataset()
+    ds.SOPClassUID = "1.2.840.10008.1.3.10"
+    ds.SOPInstanceUID = "1.2.3.4"
+    ds.DirectoryRecordSequence = []
+    assert "DICOMDIR" in refused("DICOMDIR", to_file_bytes(ds)).errors["file"][0]
+
+
+@settings(database=None, max_examples=150)
+@given(st.binary(max_size=600))
+def test_random_bytes_are_refused_cleanly(data: bytes) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(ValidationFailed):
+            read_upload("x.dcm", data, LIMITS)
+
+
+# --- zips ---------------------------------------------------------------------------------
+
+
+def test_zip_mixed_entries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    inner = make_zip({"a.dcm": dicom_bytes()})
+    data = make_zip(
+        {
+            "study/": b"",
+            "study/one.dcm": dicom_bytes(),
+            "../evil.dcm": dicom_bytes(),
+            "/abs/path.dcm": dicom_bytes(),
+            "win\\style\\IM0001": dicom_bytes(),
+            "readme.txt": b"not dicom",
+            "nested.zip": inner,
+            "disguised.dcm": inner,
+        }
+    )
+    upload = read_upload("study.zip", data, LIMITS)
+    names = [i.name for i in upload.instances]
+    assert names == ["study/one.dcm", "../evil.dcm", "/abs/path.dcm", "win\\style\\IM0001"]
+    assert upload.skipped == ("readme.txt", "nested.zip", "disguised.dcm")
+    # Entry names are labels only: nothing was written anywhere near the working directory.
+    assert list(tmp_path.iterdir()) == []
+    assert not (tmp_path.parent / "evil.dcm").exists()
+    assert not os.path.exists("/abs/path.dcm")
+
+
+def test_zip_is_detected_by_content_not_name() -> None:
+    upload = read_upload("upload.dcm", make_zip({"x": dicom_bytes()}), LIMITS)
+    assert [i.name for i in upload.instances] == ["x"]
+
+
+def test_stored_zip_accepted() -> None:
+    data = make_zip({"a.dcm": dicom_bytes(), "b.dcm": dicom_bytes()}, method=zipfile.ZIP_STORED)
+    assert len(read_upload("s.zip", data, LIMITS).instances) == 2
+
+
+def test_empty_zip_refused() -> None:
+    data = make_zip({})
+    assert "contains no DICOM files" in refused("empty.zip", data).errors["file"][0]
+
+
+def test_zip_without_dicom_refused() -> None:
+    data = make_zip({"a.txt": b"hello", "dir/": b""})
+    assert "contains no DICOM files" in refused("docs.zip", data).errors["file"][0]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"PK\x03\x04" + bytes(100), b"this is not a zip", make_zip({"a.dcm": dicom_bytes()})[:-30]],
+)
+def test_corrupt_zip_refused(data: bytes) -> None:
+    error = refused("broken.zip", data)
+    assert "not a readable .zip archive" in error.errors["file"][0]
+
+
+def test_zip_entry_with_bad_crc_refused() -> None:
+    payload = dicom_bytes()
+    data = bytearray(make_zip({"a.dcm": payload}, method=zipfile.ZIP_STORED))
+    start = data.index(payload)
+    data[start + 200] ^= 0xFF
+    assert "corrupt" in refused("crc.zip", bytes(data)).errors["file"][0]
+
+
+def test_lying_declared_size_is_caught() -> None:
+    buffer = BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("a.dcm", dicom_bytes())
+        zf.filelist[0].file_size = 200  # the central directory now under-declares the entry
+    assert "corrupt" in refused("lie.zip", buffer.getvalue()).errors["file"][0]
+
+
+def test_zip_bomb_refused_by_ratio_before_inflating(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = make_zip({"bomb.dcm": bytes(50 * 1024 * 1024)})
+    assert len(data) < 1024 * 1024
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("an entry was opened")
+
+    monkeypatch.setattr(zipfile.ZipFile, "open", never)
+    with pytest.raises(PayloadTooLarge) as info:
+        read_upload("bomb.zip", data, LIMITS)
+    assert info.value.status == 413
+    assert "compression ratio" in info.value.detail and "'bomb.dcm'" in info.value.detail
+
+
+def test_small_highly_compressible_entry_is_exempt_from_ratio() -> None:
+    ds = make_dataset(rows=256, columns=256)
+    ds.PixelData = bytes(256 * 256)  # a blank image compresses far beyond 100:1
+    upload = read_upload("blank.zip", make_zip({"blank.dcm": to_file_bytes(ds)}), LIMITS)
+    assert len(upload.instances) == 1
+
+
+def test_total_declared_size_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = make_zip({"a.dcm": dicom_bytes(), "b.dcm": dicom_bytes()})
+    limits = UploadLimits(max_zip_total_bytes=len(dicom_bytes()) + 10)
+    with pytest.raises(PayloadTooLarge, match="expands to"):
+        read_upload("big.zip", data, limits)
+
+
+def test_too_many_entries_refused_before_parsing_directory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = make_zip({f"{n}.txt": b"x" for n in range(5)})
+    assert declared_entry_count(data) == 5
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the central directory was parsed")
+
+    monkeypatch.setattr(zipfile, "ZipFile", never)
+    with pytest.raises(PayloadTooLarge, match="has 5 entries; at most 4"):
+        read_upload("many.zip", data, UploadLimits(max_zip_entries=4))
+
+
+def test_encrypted_entry_skipped() -> None:
+    buffer = BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("ok.dcm", dicom_bytes())
+        zf.writestr("locked.dcm", b"ciphertext" * 20)
+        zf.filelist[1].flag_bits |= 0x1
+    upload = read_upload("enc.zip", buffer.getvalue(), LIMITS)
+    assert [i.name for i in upload.instances] == ["ok.dcm"]
+    assert upload.skipped == ("locked.dcm",)
+
+
+# --- pixel volume -------------------------------------------------------------------------
+
+
+def test_pixel_volume_basic_and_multiframe() -> None:
+    assert pixel_volume_bytes(make_dataset(rows=4, columns=5)) == 20
+    assert pixel_volume_bytes(make_dataset(rows=4, columns=5, frames=3)) == 60
+
+
+def test_pixel_volume_samples_and_bits() -> None:
+    ds = make_dataset(rows=10, columns=10)
+    ds.SamplesPerPixel = 3
+    ds.BitsAllocated = 16
+    assert pixel_volume_bytes(ds) == 10 * 10 * 3 * 2
+    ds.BitsAllocated = 12  # not legal, but ceil(12/8) = 2
+    assert pixel_volume_bytes(ds) == 600
+    ds.BitsAllocated = 1
+    ds.SamplesPerPixel = 1
+    assert pixel_volume_bytes(ds) == 100  # one byte per pixel once unpacked
+
+
+def test_pixel_volume_without_pixels_is_zero() -> None:
+    ds = make_dataset()
+    del ds.PixelData
+    del ds.Rows
+    assert pixel_volume_bytes(ds) == 0
+
+
+@pytest.mark.parametrize("keyword", ["Rows", "Columns", "BitsAllocated"])
+def test_pixel_volume_missing_geometry_is_422(keyword: str) -> None:
+    ds = make_dataset()
+    delattr(ds, keyword)
+    with pytest.raises(UnprocessableContent, match=keyword) as info:
+        pixel_volume_bytes(ds)
+    assert info.value.status == 422
+
+
+@pytest.mark.parametrize("frames", ["-3", ["2", "3"]])
+def test_pixel_volume_malformed_frame_count_is_422(frames: object) -> None:
+    ds = make_dataset()
+    ds.NumberOfFrames = frames
+    with pytest.raises(UnprocessableContent, match="NumberOfFrames"):
+        pixel_volume_bytes(ds)
+
+
+def test_check_pixel_volume_413_gives_sizes_not_patient_data() -> None:
+    ds = make_dataset(rows=100, columns=100, frames=2)
+    assert check_pixel_volume(ds, 20_000) == 20_000
+    with pytest.raises(PayloadTooLarge) as info:
+        check_pixel_volume(ds, 19_999, name="scan.dcm")
+    detail = info.value.detail
+    assert info.value.status == 413
+    assert "20000" in detail and "19999" in detail and "'scan.dcm'" in detail
+    assert SECRET_NAME not in detail

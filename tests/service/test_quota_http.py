@@ -1,0 +1,134 @@
+"""Monthly quota over real HTTP: the spec's 429, RateLimit headers, failed reads not counted,
+and exactness under concurrency on a two-worker server, on both backends."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from tests.conftest import BACKENDS, backend_env
+from tests.support import ServerProcess, bearer, developer_with_key, tiny_dicom
+
+ENDPOINT = "/api/dicom/read/file/"
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def small_quota_server(
+    request: pytest.FixtureRequest, tmp_path_factory, pg_url: str, redis_prefix: str
+) -> Iterator[ServerProcess]:
+    data_dir = tmp_path_factory.mktemp(f"quota-{request.param}")
+    env = backend_env(request.param, data_dir, pg_url, redis_prefix, DICOM_API_MONTHLY_QUOTA="3")
+    proc = ServerProcess(env).start()
+    yield proc
+    proc.stop()
+
+
+def upload(client: httpx.Client, key: str, content: bytes, name: str = "x.dcm") -> httpx.Response:
+    return client.post(
+        ENDPOINT,
+        files={"file": (name, content, "application/dicom")},
+        headers={"Authorization": f"ApiKey {key}"},
+    )
+
+
+def test_quota_is_enforced_with_the_spec_body(small_quota_server: ServerProcess) -> None:
+    with httpx.Client(base_url=small_quota_server.url, timeout=60) as client:
+        tokens, key = developer_with_key(client)
+        dicom = tiny_dicom()
+        # A failed read (not DICOM) releases its unit: it never counts.
+        bad = upload(client, key, b"this is not dicom" * 20, "notes.dcm")
+        assert bad.status_code == 400
+        remaining = []
+        for _ in range(3):
+            response = upload(client, key, dicom)
+            assert response.status_code == 200, response.text
+            assert response.headers["RateLimit-Limit"] == "3"
+            remaining.append(int(response.headers["RateLimit-Remaining"]))
+            assert int(response.headers["RateLimit-Reset"]) > 0
+        assert remaining == [2, 1, 0]
+        refused = upload(client, key, dicom)
+        assert refused.status_code == 429
+        assert refused.headers["content-type"] == "application/problem+json"
+        body = refused.json()
+        assert body["error"] == "Monthly API request for '/api/dicom/read/file/' limit exceeded."
+        assert body["quota"] == 3 and body["requests_used"] == 4
+        assert int(refused.headers["Retry-After"]) > 0
+        assert refused.headers["RateLimit-Remaining"] == "0"
+        summary = client.get(
+            "/api/developer/profiles/activity-summary/", headers=bearer(tokens)
+        ).json()
+        today = datetime.now(UTC).date().isoformat()
+        assert summary == {"daily_activity": [{"day": today, "count": 3}], "monthly_total": 3}
+
+
+def test_over_quota_request_is_refused_before_the_upload_is_read(
+    small_quota_server: ServerProcess,
+) -> None:
+    with httpx.Client(base_url=small_quota_server.url, timeout=60) as client:
+        _, key = developer_with_key(client)
+        for _ in range(3):
+            assert upload(client, key, tiny_dicom()).status_code == 200
+        # Garbage that would be a 400 if parsed: the quota answers first.
+        assert upload(client, key, b"garbage").status_code == 429
+
+
+def test_activity_summary_is_per_developer(small_quota_server: ServerProcess) -> None:
+    with httpx.Client(base_url=small_quota_server.url, timeout=60) as client:
+        alice, alice_key = developer_with_key(client)
+        bob, _ = developer_with_key(client)
+        assert upload(client, alice_key, tiny_dicom()).status_code == 200
+        path = "/api/developer/profiles/activity-summary/"
+        assert client.get(path, headers=bearer(alice)).json()["monthly_total"] == 1
+        assert client.get(path, headers=bearer(bob)).json() == {
+            "daily_activity": [],
+            "monthly_total": 0,
+        }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_exactly_quota_requests_succeed_across_two_workers(
+    backend: str, tmp_path_factory, pg_url: str, redis_prefix: str
+) -> None:
+    data_dir = tmp_path_factory.mktemp(f"concurrency-{backend}")
+    env = backend_env(backend, data_dir, pg_url, redis_prefix, DICOM_API_MONTHLY_QUOTA="50")
+    server = ServerProcess(env, workers=2).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            tokens, key = developer_with_key(client)
+        statuses = asyncio.run(_concurrent_uploads(server.url, key, 80))
+        assert statuses.count(200) == 50, statuses
+        assert statuses.count(429) == 30, statuses
+        # Each worker flushes its usage buffer about once a second: poll briefly.
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            for _ in range(50):
+                summary = client.get(
+                    "/api/developer/profiles/activity-summary/", headers=bearer(tokens)
+                ).json()
+                if summary["monthly_total"] == 50:
+                    break
+                time.sleep(0.2)
+        assert summary["monthly_total"] == 50
+    finally:
+        server.stop()
+
+
+async def _concurrent_uploads(url: str, key: str, count: int) -> list[int]:
+    dicom = tiny_dicom()
+    limits = httpx.Limits(max_connections=count)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+
+        async def one() -> int:
+            response = await client.post(
+                ENDPOINT,
+                files={"file": ("ct.dcm", dicom, "application/dicom")},
+                headers={"Authorization": f"ApiKey {key}"},
+            )
+            return response.status_code
+
+        return list(await asyncio.gather(*(one() for _ in range(count))))
