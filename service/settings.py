@@ -26,9 +26,9 @@ class Settings:
     access_token_ttl: int = 15 * 60
     refresh_token_ttl: int = 7 * 24 * 3600
     max_upload_bytes: int = 512 * 1024 * 1024
-    max_pixel_bytes: int = 2 * 1024 * 1024 * 1024
+    max_pixel_bytes: int = 1024 * 1024 * 1024
     max_zip_entries: int = 1000
-    max_zip_total_bytes: int = 2 * 1024 * 1024 * 1024
+    max_zip_total_bytes: int = 1024 * 1024 * 1024
     max_zip_ratio: int = 100
     render_threads: int = 2
     db_pool_size: int = 10

@@ -31,7 +31,10 @@ def _admin(sql: str) -> None:
 def pg_url() -> Iterator[str]:
     """A database created for this test run and dropped after it."""
     name = f"dicom_api_test_{RUN_ID}"
-    _admin(f'CREATE DATABASE "{name}"')
+    try:
+        _admin(f'CREATE DATABASE "{name}"')
+    except OSError as exc:
+        pytest.exit(f"PostgreSQL is needed at {PG_ADMIN_URL} (set DICOM_API_TEST_PG): {exc}", 3)
     base = PG_ADMIN_URL.rsplit("/", 1)[0]
     yield f"{base}/{name}"
     _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -41,8 +44,12 @@ def pg_url() -> Iterator[str]:
 def redis_prefix() -> Iterator[str]:
     """A Redis key prefix for this run; its keys are deleted afterwards."""
     prefix = f"dicom-api-test-{RUN_ID}:"
-    yield prefix
     client = redis.Redis.from_url(REDIS_TEST_URL)
+    try:
+        client.ping()
+    except redis.ConnectionError as exc:
+        pytest.exit(f"Redis is needed at {REDIS_TEST_URL} (set DICOM_API_TEST_REDIS): {exc}", 3)
+    yield prefix
     keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
     if keys:
         client.delete(*keys)

@@ -27,6 +27,7 @@ from service.dicom import (
 )
 from service.errors import (
     BadRequest,
+    PayloadTooLarge,
     QuotaExceeded,
     UnprocessableContent,
     UnsupportedMediaType,
@@ -39,6 +40,7 @@ bp = Blueprint("dicom")
 log = logging.getLogger(__name__)
 
 ENDPOINT = "/api/dicom/read/file/"
+DRAIN_BYTES = 64 * 1024 * 1024
 IMAGE_FORMAT_NAMES = {"png": "PNG", "jpeg": "JPEG", "gif": "GIF"}
 
 
@@ -123,6 +125,21 @@ def _first_values(params: Mapping[str, list[str]]) -> dict[str, str]:
     return {name: values[0] for name, values in params.items() if values}
 
 
+async def refuse_declared_oversize(request: Request, limit: int) -> None:
+    """413 for a body whose Content-Length is over the upload limit, without storing it.
+
+    A body of up to DRAIN_BYTES is read and discarded first, so that the client, still
+    sending, reads the 413 instead of a connection reset; a larger one is cut off.
+    """
+    declared = request.headers.get("content-length", "")
+    if not (declared.isdigit() and int(declared) > limit):
+        return
+    if int(declared) <= DRAIN_BYTES:
+        async for _ in request.stream:
+            pass
+    raise PayloadTooLarge(f"The upload is {int(declared)} bytes; the limit is {limit} bytes.")
+
+
 def uploaded_file(request: Request) -> File:
     """The multipart ``file`` part, or a 400 saying how to send it."""
     content_type = request.headers.get("content-type", "")
@@ -144,10 +161,14 @@ def uploaded_file(request: Request) -> File:
 @api_key_required
 async def read_file(request: Request) -> HTTPResponse:
     ctx = request.app.ctx
+    limit = ctx.settings.max_upload_bytes
+    await refuse_declared_oversize(request, limit)
     user_id = request.ctx.api_key.user_id
     now = datetime.now(UTC)
     decision = await reserve_quota(ctx.quota, user_id, now)
     try:
+        # Sanic lifts its body-size limit for streaming handlers: put ours back.
+        request.stream.request_max_size = limit
         await request.receive_body()
         upload = uploaded_file(request)
         options = parse_read_options(_first_values(request.form), _first_values(request.args))

@@ -88,6 +88,9 @@ class TcpProxy:
                 client, _ = listener.accept()
             except OSError:
                 return
+            if self._listener is not listener:
+                client.close()
+                return
             try:
                 upstream = socket.create_connection(("127.0.0.1", self.target_port))
             except OSError:
@@ -112,6 +115,8 @@ class TcpProxy:
 
     def stop(self) -> None:
         if self._listener:
+            with contextlib.suppress(OSError):
+                self._listener.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
             self._listener.close()
             self._listener = None
         with self._lock:
@@ -192,7 +197,7 @@ def test_database_outage_gives_503_then_recovers(tmp_path: Path, pg_url: str) ->
             assert upload(client, key).status_code == 200
             proxy.stop()
             down = upload(client, key)
-            assert down.status_code == 503 and "Retry-After" in down.headers
+            assert down.status_code == 503 and "Retry-After" in down.headers, down.text
             login = client.post("/api/token/", json={"email": "a@example.com", "password": "x" * 9})
             assert login.status_code == 503
             assert client.get("/ready").status_code == 503
