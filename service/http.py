@@ -16,7 +16,10 @@ def json_response(
 ) -> HTTPResponse:
     """An ``application/json`` response serialised with orjson."""
     return HTTPResponse(
-        orjson.dumps(body), status=status, headers=headers, content_type="application/json"
+        orjson.dumps(body),
+        status=status,
+        headers=dict(headers) if headers else None,
+        content_type="application/json",
     )
 
 
