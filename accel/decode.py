@@ -1,0 +1,194 @@
+"""Frame decoding: libjpeg-turbo (simplejpeg) for JPEG Baseline, pydicom's decoders for the rest.
+
+Both paths return frames in colour-by-pixel layout plus the photometric interpretation of the
+returned arrays, which may differ from the dataset's (libjpeg-turbo returns RGB for YBR JPEGs,
+pydicom expands native YBR_FULL_422 to YBR_FULL). Colour-space conversion is left to the caller,
+so nothing is converted twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+
+import numpy as np
+import simplejpeg
+from pydicom import Dataset
+from pydicom.encaps import generate_frames
+from pydicom.pixels import get_decoder
+from pydicom.pixels.utils import as_pixel_options, get_expected_length
+from pydicom.uid import UID, ExplicitVRBigEndian, JPEGBaseline8Bit
+
+from accel.errors import PixelDataError, UnsupportedTransferSyntax
+
+__all__ = ["Decoded", "FrameSpec", "decode_frames", "encapsulated_frames", "syntax_label"]
+
+_PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+
+
+@dataclass(frozen=True)
+class FrameSpec:
+    """The plain Image Pixel attributes decoding needs (PS3.3 C.7.6.3)."""
+
+    transfer_syntax: str
+    rows: int
+    columns: int
+    samples_per_pixel: int
+    bits_allocated: int
+    bits_stored: int
+    pixel_representation: int
+    photometric: str
+    number_of_frames: int
+
+
+@dataclass
+class Decoded:
+    """Decoded frames (in the order requested) and the colour space they are in."""
+
+    frames: list[np.ndarray]
+    photometric: str
+
+
+def syntax_label(uid: str) -> str:
+    """Return 'Name (UID)' for a transfer syntax, for client-facing messages."""
+    name = UID(uid).name
+    return f"{name} ({uid})" if name and name != uid else f"'{uid}'"
+
+
+def _pixel_keyword(ds: Dataset) -> str:
+    present = [kw for kw in _PIXEL_KEYWORDS if kw in ds]
+    if not present:
+        raise PixelDataError("the dataset has no Pixel Data")
+    if len(present) > 1:
+        raise PixelDataError("the dataset has more than one Pixel Data element")
+    if ds[present[0]].value is None:
+        raise PixelDataError("the Pixel Data element is empty")
+    return present[0]
+
+
+def encapsulated_frames(ds: Dataset, number_of_frames: int) -> list[bytes]:
+    """Return every stored frame of encapsulated Pixel Data as bytes (PS3.5 A.4)."""
+    offsets = None
+    if "ExtendedOffsetTable" in ds and "ExtendedOffsetTableLengths" in ds:
+        offsets = (ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths)
+    try:
+        frames = list(
+            generate_frames(
+                ds.PixelData, number_of_frames=number_of_frames, extended_offsets=offsets
+            )
+        )
+    except Exception as exc:
+        raise PixelDataError("the encapsulated Pixel Data is malformed") from exc
+    if len(frames) < number_of_frames:
+        raise PixelDataError(
+            f"the Pixel Data holds {len(frames)} frames but Number of Frames is {number_of_frames}"
+        )
+    return frames[:number_of_frames]
+
+
+def _decode_baseline(data: bytes, index: int, spec: FrameSpec) -> np.ndarray:
+    colorspace = "GRAY" if spec.samples_per_pixel == 1 else "RGB"
+    try:
+        try:
+            arr = simplejpeg.decode_jpeg(data, colorspace=colorspace)
+        except ValueError:
+            # A recoverable libjpeg-turbo warning (e.g. a truncated entropy segment):
+            # decode what is there, as viewers do.
+            arr = simplejpeg.decode_jpeg(data, colorspace=colorspace, strict=False)
+    except Exception as exc:
+        raise PixelDataError(f"frame {index + 1} could not be decoded") from exc
+    if arr.shape[:2] != (spec.rows, spec.columns):
+        raise PixelDataError(
+            f"frame {index + 1} is {arr.shape[1]}x{arr.shape[0]} pixels, expected "
+            f"{spec.columns}x{spec.rows}"
+        )
+    return arr[:, :, 0] if spec.samples_per_pixel == 1 else arr
+
+
+def uses_fast_jpeg(spec: FrameSpec) -> bool:
+    """True when frames are 8-bit unsigned JPEG Baseline that libjpeg-turbo decodes directly."""
+    return (
+        spec.transfer_syntax == JPEGBaseline8Bit
+        and spec.bits_allocated == 8
+        and spec.pixel_representation == 0
+        and spec.samples_per_pixel in (1, 3)
+        and (spec.samples_per_pixel == 1 or spec.photometric in ("RGB", "YBR_FULL_422", "YBR_FULL"))
+    )
+
+
+def _check_native_length(ds: Dataset, keyword: str, spec: FrameSpec) -> None:
+    expected = get_expected_length(ds, "bytes")
+    actual = len(ds[keyword].value)
+    if actual < expected:
+        raise PixelDataError(
+            f"the Pixel Data is {actual} bytes, expected {expected} for "
+            f"{spec.number_of_frames} frame(s) of {spec.columns}x{spec.rows}"
+        )
+
+
+def decode_frames(
+    ds: Dataset, spec: FrameSpec, indices: Sequence[int], pool: Executor | None = None
+) -> Decoded:
+    """Decode the frames at 0-based `indices` (PS3.5 8 and A.4), raising AccelError subclasses."""
+    keyword = _pixel_keyword(ds)
+    if uses_fast_jpeg(spec):
+        stored = encapsulated_frames(ds, spec.number_of_frames)
+
+        def one(i: int) -> np.ndarray:
+            return _decode_baseline(stored[i], i, spec)
+
+        if pool is not None and len(indices) > 1:
+            fast = list(pool.map(one, indices))
+        else:
+            fast = [one(i) for i in indices]
+        return Decoded(fast, "MONOCHROME2" if spec.samples_per_pixel == 1 else "RGB")
+
+    try:
+        decoder = get_decoder(spec.transfer_syntax)
+    except NotImplementedError:
+        raise UnsupportedTransferSyntax(
+            f"no decoder for transfer syntax {syntax_label(spec.transfer_syntax)}"
+        ) from None
+    if not decoder.is_available:
+        raise UnsupportedTransferSyntax(
+            f"no decoder installed for transfer syntax {syntax_label(spec.transfer_syntax)}"
+        )
+    opts = as_pixel_options(ds)
+    if not decoder.is_encapsulated:
+        _check_native_length(ds, keyword, spec)
+        # A read-only view avoids a copy, but pydicom logs a warning whenever it must copy
+        # anyway (unused bits to mask, YBR_FULL_422 to expand, big endian, bit-packed data).
+        view_only = (
+            spec.bits_stored == spec.bits_allocated
+            and spec.bits_allocated >= 8
+            and spec.photometric != "YBR_FULL_422"
+            and spec.transfer_syntax != ExplicitVRBigEndian
+        )
+        try:
+            opts["view_only"] = view_only
+            arr, props = decoder.as_array(ds, raw=True, **opts)
+        except Exception as exc:
+            raise PixelDataError("the Pixel Data could not be decoded") from exc
+        if not arr.dtype.isnative:  # Explicit VR Big Endian: one byte-swapping copy
+            arr = arr.astype(arr.dtype.newbyteorder("="))
+        if spec.number_of_frames == 1:
+            arr = arr[None]
+        return Decoded([arr[i] for i in indices], str(props["photometric_interpretation"]))
+
+    if keyword != "PixelData":
+        raise PixelDataError(f"{keyword} cannot be encapsulated")
+    frames: list[np.ndarray] = []
+    photometric = spec.photometric
+    wanted = list(indices)
+    it = decoder.iter_array(ds, indices=wanted, raw=True, **opts)
+    for position in range(len(wanted)):
+        try:
+            arr, props = next(it)
+        except StopIteration:
+            raise PixelDataError(f"frame {wanted[position] + 1} is missing") from None
+        except Exception as exc:
+            raise PixelDataError(f"frame {wanted[position] + 1} could not be decoded") from exc
+        frames.append(arr if arr.dtype.isnative else arr.astype(arr.dtype.newbyteorder("=")))
+        photometric = str(props.get("photometric_interpretation", photometric))
+    return Decoded(frames, photometric)
