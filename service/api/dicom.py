@@ -75,6 +75,7 @@ def render_instance(
                 window=options.window,
                 quality=options.quality,
                 pool=pool,
+                viewport=options.viewport,
             )
         except accel.UnsupportedTransferSyntax as exc:
             raise UnsupportedMediaType(str(exc)) from None

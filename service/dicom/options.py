@@ -15,7 +15,8 @@ from service.errors import ValidationFailed
 ReturnFormat = Literal["png", "jpeg", "gif"]
 RETURN_FORMATS: tuple[ReturnFormat, ...] = ("png", "jpeg", "gif")
 DEFAULT_QUALITY = 90
-OPTION_NAMES = ("fields", "return_format", "window", "frames", "quality")
+OPTION_NAMES = ("fields", "return_format", "window", "frames", "quality", "viewport")
+MAX_VIEWPORT = 8192
 
 # Limits on option text so that a hostile request cannot make parsing itself expensive.
 MAX_FIELDS = 500
@@ -43,6 +44,7 @@ class ReadOptions:
     window: tuple[float, float] | None = None
     frames: FrameSpec | None = None
     quality: int = DEFAULT_QUALITY
+    viewport: tuple[int, int] | None = None
 
 
 def _echo(text: str) -> str:
@@ -122,6 +124,20 @@ def parse_quality(text: str) -> int:
     return int(match.group(1))
 
 
+def parse_viewport(text: str) -> tuple[int, int]:
+    """``width,height`` in pixels (1..8192 each), as DICOMweb's ``viewport``."""
+    parts = text.split(",")
+    matches = [_INT.match(part) for part in parts] if len(parts) == 2 else []
+    if len(matches) != 2 or any(
+        m is None or not 1 <= int(m.group(1)) <= MAX_VIEWPORT for m in matches
+    ):
+        raise ValidationFailed(
+            {"viewport": [f"must be 'width,height': two integers from 1 to {MAX_VIEWPORT}"]}
+        )
+    width, height = (int(m.group(1)) for m in matches if m is not None)
+    return width, height
+
+
 def resolve_frames(spec: FrameSpec | None, number_of_frames: int) -> tuple[int, ...]:
     """0-based frame indices for an instance: all frames for None, else the spec's frames in the
     order given with repeats dropped; a frame past the end is a 400 naming the frame count."""
@@ -151,6 +167,7 @@ _PARSERS = {
     "window": parse_window,
     "frames": parse_frames,
     "quality": parse_quality,
+    "viewport": parse_viewport,
 }
 
 

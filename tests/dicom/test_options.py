@@ -178,3 +178,17 @@ def test_arbitrary_text_only_ever_raises_validation_failed(form: dict[str, str])
     else:
         assert options.return_format in ("png", "jpeg", "gif")
         assert 1 <= options.quality <= 100
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [("512,512", (512, 512)), (" 64 , 32 ", (64, 32)), ("8192,1", (8192, 1))]
+)
+def test_viewport_parses(text: str, expected: tuple[int, int]) -> None:
+    assert parse_read_options({"viewport": text}, {}).viewport == expected
+
+
+@pytest.mark.parametrize("text", ["0,10", "10", "10,10,10", "a,b", "8193,10", "-5,10", "1.5,2"])
+def test_viewport_rejects_bad_values(text: str) -> None:
+    with pytest.raises(ValidationFailed) as info:
+        parse_read_options({}, {"viewport": text})
+    assert "viewport" in info.value.errors

@@ -264,3 +264,11 @@ def test_api_key_is_required(api) -> None:
     for value in ("ApiKey nonsense", "ApiKey abcdefgh." + "x" * 40, "Bearer abc", "ApiKey"):
         response = client.post(ENDPOINT, files=files, headers={"Authorization": value})
         assert_problem(response, 401)
+
+
+def test_viewport_scales_every_frame(api) -> None:
+    body = post(api, tiny_dicom(rows=32, columns=64, frames=2), "ct.dcm", viewport="16,16").json()
+    sizes = {decode(image).size for image in body["Images"]}
+    assert sizes == {(16, 8)}
+    bad = post(api, tiny_dicom(), "ct.dcm", viewport="0,10")
+    assert "viewport" in assert_problem(bad, 400)["errors"]
