@@ -324,7 +324,7 @@ def test_pydicom_bundled_files(name):
     # ship inside the pydicom package itself.
     import pydicom
 
-    ds = pydicom.dcmread(get_testdata_file(name))
+    ds = pydicom.dcmread(get_testdata_file(name, download=False))
     frames = list(range(min(3, int(ds.get("NumberOfFrames", 1) or 1))))
     out = [decode_png(b) for b in accel.render(ds, "png", frames=frames)]
     if ds.PhotometricInterpretation in ("MONOCHROME1", "MONOCHROME2"):
