@@ -1,1 +1,0 @@
-"""Tests of the load-test and benchmark tooling (loadtests/)."""
