@@ -88,6 +88,7 @@ async def _start_background_tasks(app: Sanic) -> None:
 
 
 async def _flush_usage(app: Sanic) -> None:
+    await app.cancel_task("usage-flush", raise_exception=False)
     try:
         await app.ctx.usage.flush()
     except StoreUnavailable:

@@ -12,7 +12,8 @@ from typing import Any
 
 import orjson
 from sanic import Blueprint, HTTPResponse, Request
-from sanic.request import File
+from sanic.headers import parse_content_header
+from sanic.request import parse_multipart_form
 
 import accel
 from service.auth.guards import api_key_required
@@ -141,21 +142,42 @@ async def refuse_declared_oversize(request: Request, limit: int) -> None:
     raise PayloadTooLarge(f"The upload is {int(declared)} bytes; the limit is {limit} bytes.")
 
 
-def uploaded_file(request: Request) -> File:
-    """The multipart ``file`` part, or a 400 saying how to send it."""
-    content_type = request.headers.get("content-type", "")
-    if not content_type.startswith("multipart/form-data"):
+def multipart_boundary(content_type: str) -> bytes:
+    """The boundary of a multipart/form-data body, or a 400 saying how to send the upload."""
+    media_type, params = parse_content_header(content_type)
+    boundary = params.get("boundary")
+    if media_type != "multipart/form-data" or not isinstance(boundary, str) or not boundary:
         raise BadRequest(
             "Send the upload as multipart/form-data with the DICOM file in a part named 'file'."
         )
+    return boundary.encode("latin-1")
+
+
+def parse_multipart(boundary: bytes, chunks: list[bytes]) -> tuple[str, bytes, dict[str, str]]:
+    """(file name, file bytes, other form fields) of the body; 400 when malformed or no file."""
+    body = b"".join(chunks)
+    chunks.clear()  # drop the pieces as soon as the joined copy exists
     try:
-        files = request.files
+        fields, files = parse_multipart_form(body, boundary)
     except Exception:  # Sanic raises assorted errors for malformed multipart bodies
         raise BadRequest("The multipart/form-data body is malformed.") from None
-    upload = files.get("file") if files else None
-    if upload is None:
+    uploads = files.getlist("file") if files else None
+    if not uploads:
         raise ValidationFailed({"file": ["This field is required: a .dcm, .DCM or .zip file."]})
-    return upload
+    return uploads[0].name or "", uploads[0].body, _first_values(fields)
+
+
+def read_upload_body(
+    boundary: bytes,
+    chunks: list[bytes],
+    query: dict[str, str],
+    settings: Settings,
+    pool: Executor | None,
+) -> bytes:
+    """All the CPU work of one request, run in the render pool: multipart, options, rendering."""
+    filename, data, form = parse_multipart(boundary, chunks)
+    options = parse_read_options(form, query)
+    return read_dicom(filename, data, options, settings, pool)
 
 
 @bp.post(ENDPOINT, stream=True)
@@ -169,17 +191,17 @@ async def read_file(request: Request) -> HTTPResponse:
     decision = await reserve_quota(ctx.quota, user_id, now)
     try:
         # Sanic lifts its body-size limit for streaming handlers: put ours back.
+        boundary = multipart_boundary(request.headers.get("content-type", ""))
+        chunks = []
         if request.stream is not None:
             request.stream.request_max_size = limit
-        await request.receive_body()
-        upload = uploaded_file(request)
-        options = parse_read_options(_first_values(request.form or {}), _first_values(request.args))
+            chunks = [chunk async for chunk in request.stream]  # type: ignore[attr-defined]
         body = await asyncio.get_running_loop().run_in_executor(
             ctx.render_pool,
-            read_dicom,
-            upload.name or "",
-            upload.body,
-            options,
+            read_upload_body,
+            boundary,
+            chunks,
+            _first_values(request.args),
             ctx.settings,
             ctx.encode_pool,
         )
