@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import warnings
 from concurrent.futures import ThreadPoolExecutor
@@ -84,11 +85,13 @@ async def _open_resources(app: Sanic) -> None:
 
 
 async def _start_background_tasks(app: Sanic) -> None:
-    app.add_task(app.ctx.usage.run(), name="usage-flush")
+    app.ctx.usage_task = asyncio.create_task(app.ctx.usage.run(), name="usage-flush")
 
 
 async def _flush_usage(app: Sanic) -> None:
-    await app.cancel_task("usage-flush", raise_exception=False)
+    app.ctx.usage_task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await app.ctx.usage_task
     try:
         await app.ctx.usage.flush()
     except StoreUnavailable:

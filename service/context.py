@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -24,3 +25,4 @@ class AppContext:
     passwords: Passwords = field(init=False)
     render_pool: ThreadPoolExecutor = field(init=False)
     encode_pool: ThreadPoolExecutor = field(init=False)
+    usage_task: asyncio.Task[None] = field(init=False)
