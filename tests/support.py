@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import socket
 import subprocess
@@ -24,6 +25,42 @@ SAMPLE_0002 = SHARED_DATA / "0002.DCM"
 PG_ADMIN_URL = os.environ.get("DICOM_API_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_TEST_URL = os.environ.get("DICOM_API_TEST_REDIS", "redis://127.0.0.1:6379/0")
 PASSWORD = "correct horse battery"
+
+# The spec's example response (spec/usage.rst), without ImageFormat and Images (the handler's).
+SPEC_EXAMPLE = json.loads(
+    r"""{
+  "SOPClassUID": "1.2.840.10008.5.1.4.1.1.12.1",
+  "SOPInstanceUID": "1.3.12.2.1107.5.4.3.321890.19960124.162922.29",
+  "StudyDate": "19941013",
+  "StudyTime": "141917",
+  "Modality": "XA",
+  "LossyImageCompressionRetired": "01",
+  "PatientName": "Rubo DEMO",
+  "PatientID": "556342B",
+  "PatientBirthDate": "19951025",
+  "PatientSex": "M",
+  "FrameTime": "33",
+  "RadiationSetting": "GR",
+  "PositionerPrimaryAngle": "-32",
+  "PositionerSecondaryAngle": "2",
+  "StudyInstanceUID": "1.3.12.2.1107.5.4.3.123456789012345.19950922.121803.6",
+  "SeriesInstanceUID": "1.3.12.2.1107.5.4.3.123456789012345.19950922.121803.8",
+  "SeriesNumber": "1",
+  "SamplesPerPixel": "1",
+  "PhotometricInterpretation": "MONOCHROME2",
+  "NumberOfFrames": "96",
+  "FrameIncrementPointer": "(0018,1063)",
+  "Rows": "512",
+  "Columns": "512",
+  "BitsAllocated": "8",
+  "BitsStored": "8",
+  "HighBit": "7",
+  "PixelIntensityRelationship": "LIN",
+  "RecommendedViewingMode": "NAT",
+  "RWavePointer": "[20, 53, 77]",
+  "PixelData": "b'\\xfe\\xff\\x00\\xe0\\x80\\x01\\x00\\x00\\x00....."
+}"""
+)
 
 
 def free_port() -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import warnings
 from io import BytesIO
 from pathlib import Path
@@ -17,44 +16,9 @@ from service.dicom.archive import UploadLimits
 from service.dicom.metadata import MAX_DEPTH, TOO_DEEP, extract_metadata, summarise_bulk
 from service.dicom.upload import read_upload
 from tests.dicom.builders import SECRET_NAME, make_dataset, to_file_bytes
+from tests.support import SPEC_EXAMPLE
 
 SAMPLE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "0002.DCM"
-
-# The spec's example response (spec/usage.rst), without ImageFormat and Images (the handler's).
-SPEC_EXAMPLE = json.loads(
-    r"""{
-  "SOPClassUID": "1.2.840.10008.5.1.4.1.1.12.1",
-  "SOPInstanceUID": "1.3.12.2.1107.5.4.3.321890.19960124.162922.29",
-  "StudyDate": "19941013",
-  "StudyTime": "141917",
-  "Modality": "XA",
-  "LossyImageCompressionRetired": "01",
-  "PatientName": "Rubo DEMO",
-  "PatientID": "556342B",
-  "PatientBirthDate": "19951025",
-  "PatientSex": "M",
-  "FrameTime": "33",
-  "RadiationSetting": "GR",
-  "PositionerPrimaryAngle": "-32",
-  "PositionerSecondaryAngle": "2",
-  "StudyInstanceUID": "1.3.12.2.1107.5.4.3.123456789012345.19950922.121803.6",
-  "SeriesInstanceUID": "1.3.12.2.1107.5.4.3.123456789012345.19950922.121803.8",
-  "SeriesNumber": "1",
-  "SamplesPerPixel": "1",
-  "PhotometricInterpretation": "MONOCHROME2",
-  "NumberOfFrames": "96",
-  "FrameIncrementPointer": "(0018,1063)",
-  "Rows": "512",
-  "Columns": "512",
-  "BitsAllocated": "8",
-  "BitsStored": "8",
-  "HighBit": "7",
-  "PixelIntensityRelationship": "LIN",
-  "RecommendedViewingMode": "NAT",
-  "RWavePointer": "[20, 53, 77]",
-  "PixelData": "b'\\xfe\\xff\\x00\\xe0\\x80\\x01\\x00\\x00\\x00....."
-}"""
-)
 
 needs_sample = pytest.mark.skipif(not SAMPLE.exists(), reason="../shared/data/0002.DCM not present")
 
