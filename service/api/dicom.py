@@ -36,6 +36,7 @@ from service.errors import (
 )
 from service.quota import QuotaCounter, QuotaDecision, QuotaUnavailable
 from service.settings import Settings
+from service.timing import ServerTiming
 
 bp = Blueprint("dicom")
 log = logging.getLogger(__name__)
@@ -188,23 +189,27 @@ async def read_file(request: Request) -> HTTPResponse:
     await refuse_declared_oversize(request, limit)
     user_id = request.ctx.api_key.user_id
     now = datetime.now(UTC)
-    decision = await reserve_quota(ctx.quota, user_id, now)
+    timer = ServerTiming(auth=request.ctx.auth_seconds)
+    with timer.measure("quota"):
+        decision = await reserve_quota(ctx.quota, user_id, now)
     try:
         # Sanic lifts its body-size limit for streaming handlers: put ours back.
         boundary = multipart_boundary(request.headers.get("content-type", ""))
         chunks = []
         if request.stream is not None:
             request.stream.request_max_size = limit
-            chunks = [chunk async for chunk in request.stream]  # type: ignore[attr-defined]
-        body = await asyncio.get_running_loop().run_in_executor(
-            ctx.render_pool,
-            read_upload_body,
-            boundary,
-            chunks,
-            _first_values(request.args),
-            ctx.settings,
-            ctx.encode_pool,
-        )
+            with timer.measure("upload"):
+                chunks = [chunk async for chunk in request.stream]  # type: ignore[attr-defined]
+        with timer.measure("render"):
+            body = await asyncio.get_running_loop().run_in_executor(
+                ctx.render_pool,
+                read_upload_body,
+                boundary,
+                chunks,
+                _first_values(request.args),
+                ctx.settings,
+                ctx.encode_pool,
+            )
     except BaseException:
         try:
             await ctx.quota.release(user_id, decision.month)
@@ -212,4 +217,5 @@ async def read_file(request: Request) -> HTTPResponse:
             log.warning("could not release a quota unit: quota backend unreachable")
         raise
     ctx.usage.record_success(user_id, now)
-    return HTTPResponse(body, headers=decision.headers(), content_type="application/json")
+    headers = {**decision.headers(), "Server-Timing": timer.header()}
+    return HTTPResponse(body, headers=headers, content_type="application/json")

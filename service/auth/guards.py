@@ -6,6 +6,7 @@ Unauthorized when it is its scheme but the credential is bad.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from functools import wraps
@@ -81,7 +82,9 @@ def api_key_required(handler: Handler) -> Handler:
     @wraps(handler)
     async def wrapper(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
         ctx = request.app.ctx
+        started = time.perf_counter()
         record = await api_key_record(request, ctx.store)
+        request.ctx.auth_seconds = time.perf_counter() - started
         if record is None:
             raise Unauthorized(
                 "Authentication required: send 'Authorization: ApiKey <key>'.", scheme="ApiKey"

@@ -50,6 +50,11 @@ def test_quota_is_enforced_with_the_spec_body(small_quota_server: ServerProcess)
             assert response.headers["RateLimit-Limit"] == "3"
             remaining.append(int(response.headers["RateLimit-Remaining"]))
             assert int(response.headers["RateLimit-Reset"]) > 0
+            timings = dict(
+                item.strip().split(";dur=") for item in response.headers["Server-Timing"].split(",")
+            )
+            assert {"auth", "quota", "upload", "render"} <= timings.keys()
+            assert all(float(value) >= 0 for value in timings.values())
         assert remaining == [2, 1, 0]
         refused = upload(client, key, dicom)
         assert refused.status_code == 429
