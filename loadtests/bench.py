@@ -1,0 +1,327 @@
+"""Side-by-side benchmark: naive baseline vs this pipeline in-process vs HTTP (vs Orthanc).
+
+    python -m loadtests.bench                      # all cases, embedded store, 2 workers
+    python -m loadtests.bench --repeat 3 --orthanc --json out/bench.json
+    python -m loadtests.bench --smoke              # tiny inputs, 1 repetition: CI, no claims
+    python -m loadtests.bench --cases 0002-png,ct-series-jpeg --no-http
+
+Rows per case: ``baseline`` (pydicom + Pillow + json, in-process), ``pipeline in-process``
+(``service.api.dicom.read_dicom``), ``http 1 client`` (sequential, one keep-alive connection),
+``http N clients`` (N threads at once; speed from throughput), and ``orthanc`` (CT series with
+``--orthanc``). ``x baseline`` is the baseline's median time over the row's (effective) time;
+``bytes/base`` compares the total image bytes before base64. The ``small-ct-rate`` case sends
+small uploads over 16 connections and reports latency percentiles and the server's CPU time per
+request (CPU seconds of the worker processes, from psutil, over requests served).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from loadtests import client, inputs, measure, orthanc, targets
+from loadtests.inprocess import baseline_row, pipeline_row, row_from_seconds
+from loadtests.inputs import BenchInput
+from loadtests.report import HTTP_ONE, ORTHANC, RateResult, Report, Row, text, write_json
+from loadtests.server import Backend, BenchServer, Developer, register_developer
+
+
+@dataclass(frozen=True)
+class Case:
+    """One input rendered to one format."""
+
+    name: str
+    input: str
+    fmt: str
+
+
+CASES = {
+    case.name: case
+    for case in (
+        Case("0002-png", "0002", "png"),
+        Case("0002-jpeg", "0002", "jpeg"),
+        Case("0002-gif", "0002", "gif"),
+        Case("ct-series-png", "ct-series", "png"),
+        Case("ct-series-jpeg", "ct-series", "jpeg"),
+        Case("small-ct-png", "small-ct", "png"),
+    )
+}
+RATE_CASE = "small-ct-rate"
+ALL_CASES = (*CASES, RATE_CASE)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line (see the module docstring)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m loadtests.bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--smoke",
+        "--quick",
+        action="store_true",
+        help="tiny inputs, 1 repetition, short rate run: proves it runs only",
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="timed repetitions (default 3)")
+    parser.add_argument(
+        "--cases",
+        nargs="*",
+        default=None,
+        metavar="CASE",
+        help=f"cases to run, comma or space separated: {', '.join(ALL_CASES)}",
+    )
+    parser.add_argument("--workers", type=int, default=2, help="server workers (default 2)")
+    parser.add_argument(
+        "--clients", type=int, default=None, help="concurrent HTTP clients (default: --workers)"
+    )
+    parser.add_argument("--no-http", action="store_true", help="in-process rows only")
+    parser.add_argument("--backend", choices=("embedded", "postgres-redis"), default="embedded")
+    parser.add_argument(
+        "--orthanc",
+        action="store_true",
+        help="compare the CT series with Orthanc (Debian's orthanc package)",
+    )
+    parser.add_argument("--rate-connections", type=int, default=16)
+    parser.add_argument("--rate-requests", type=int, default=3000)
+    parser.add_argument("--rate-seconds", type=float, default=30.0)
+    parser.add_argument("--json", type=Path, default=None, help="also write the report here")
+    args = parser.parse_args(argv)
+    args.cases = _selected_cases(args.cases, parser)
+    if args.smoke:
+        args.repeat, args.rate_requests, args.rate_seconds = 1, 48, 10.0
+    args.clients = args.clients or args.workers
+    return args
+
+
+def _selected_cases(raw: list[str] | None, parser: argparse.ArgumentParser) -> list[str]:
+    names = [n for item in raw or [] for n in item.split(",") if n] or list(ALL_CASES)
+    unknown = [name for name in names if name not in ALL_CASES]
+    if unknown:
+        parser.error(f"unknown case(s) {unknown}; choose from {', '.join(ALL_CASES)}")
+    return names
+
+
+def load_inputs(names: set[str], smoke: bool, report: Report) -> dict[str, BenchInput]:
+    """Build (or read) every input the selected cases need; smoke mode uses tiny ones."""
+    found: dict[str, BenchInput] = {}
+    if "0002" in names:
+        sample = inputs.sample_0002()
+        if sample is None:
+            report.notes.append(f"{inputs.SAMPLE_0002} is absent: the 0002 cases are skipped")
+        else:
+            found["0002"] = sample
+    if "ct-series" in names:
+        found["ct-series"] = inputs.ct_series(4, 64) if smoke else inputs.ct_series()
+    if "small-ct" in names:
+        found["small-ct"] = inputs.small_ct(64 if smoke else 128)
+    return found
+
+
+def attempt(
+    report: Report, label: str, measure_rows: Callable[..., Row | list[Row]], *args: object
+) -> None:
+    """Add the row(s) of ``measure_rows(*args)``; a failure is recorded and the run goes on."""
+    try:
+        rows = measure_rows(*args)
+    except Exception as exc:  # a broken case must not hide every other measurement
+        report.failures.append(f"{label}: {type(exc).__name__}: {exc}")
+        progress(f"{label} FAILED: {type(exc).__name__}: {exc}")
+        return
+    report.rows.extend(rows if isinstance(rows, list) else [rows])
+
+
+def in_process_rows(
+    cases: list[Case], items: dict[str, BenchInput], args: argparse.Namespace, report: Report
+) -> None:
+    """Baseline and pipeline rows for every case, in this process."""
+    import accel
+
+    accel.warm_up()
+    with ThreadPoolExecutor(2, thread_name_prefix="encode") as pool:
+        for case in cases:
+            name, item, fmt, repeat = case.name, items[case.input], case.fmt, args.repeat
+            progress(f"{name}: baseline, pipeline in-process")
+            attempt(report, f"{name} baseline", baseline_row, name, item, fmt, repeat)
+            attempt(report, f"{name} pipeline", pipeline_row, name, item, fmt, repeat, pool)
+
+
+def http_rows(
+    case: Case, item: BenchInput, server: BenchServer, dev: Developer, args: argparse.Namespace
+) -> list[Row]:
+    """One sequential client, then ``args.clients`` concurrent clients."""
+    upload = client.PreparedUpload.build(item, case.fmt)
+    sampler = measure.RssSampler(server.worker_processes)
+    progress(f"{case.name}: http, 1 client")
+    with sampler.running():
+        seconds, body = client.sequential(server.url, upload, dev.key_header(), args.repeat)
+    out_bytes = client.image_bytes(body)[1]
+    rows = [row_from_seconds(case.name, HTTP_ONE, item, seconds, out_bytes, sampler.peak_mb)]
+    if args.clients > 1:
+        progress(f"{case.name}: http, {args.clients} clients")
+        with sampler.running():
+            result = client.concurrent(
+                server.url, upload, dev.key_header(), args.clients, args.repeat
+            )
+        if result.errors:
+            raise RuntimeError(f"{case.name}: {len(result.errors)} failed: {result.errors[0]}")
+        rows.append(concurrent_row(case.name, item, result, out_bytes, sampler.peak_mb, args))
+    return rows
+
+
+def concurrent_row(
+    name: str,
+    item: BenchInput,
+    result: client.ConcurrentResult,
+    out_bytes: int,
+    rss_mb: float,
+    args: argparse.Namespace,
+) -> Row:
+    """Median latency, with frames/s, MB/s and the speedup taken from the throughput."""
+    served = len(result.latencies)
+    effective = result.wall / served if served else 0.0
+    return Row(
+        case=name,
+        mode=f"http {args.clients} clients",
+        median_ms=measure.median(result.latencies) * 1e3,
+        frames_per_s=item.frames / effective if effective else 0.0,
+        mb_per_s=item.megabytes / effective if effective else 0.0,
+        out_bytes=out_bytes,
+        peak_rss_mb=rss_mb,
+        runs=served,
+        extra={"effective_ms": effective * 1e3, "wall_s": result.wall},
+    )
+
+
+def rate_result(
+    item: BenchInput, server: BenchServer, dev: Developer, args: argparse.Namespace
+) -> RateResult:
+    """Warm up, then a bounded rate run; server CPU from psutil deltas of the workers."""
+    upload = client.PreparedUpload.build(item, "png")
+    auth = dev.key_header()
+    progress(f"{RATE_CASE}: warm-up, then up to {args.rate_requests} requests")
+    client.rate(server.url, upload, auth, args.rate_connections, 2 * args.rate_connections, 30.0)
+    workers = server.worker_processes()
+    sampler = measure.RssSampler(server.worker_processes)
+    cpu_before = measure.cpu_seconds(workers)
+    with sampler.running():
+        result = client.rate(
+            server.url, upload, auth, args.rate_connections, args.rate_requests, args.rate_seconds
+        )
+    cpu = measure.cpu_seconds(workers) - cpu_before
+    served = len(result.latencies)
+    return RateResult(
+        case=RATE_CASE,
+        connections=args.rate_connections,
+        requests=served,
+        errors=result.errors,
+        wall_s=result.wall,
+        requests_per_s=served / result.wall if result.wall else 0.0,
+        p50_ms=measure.percentile(result.latencies, 50) * 1e3,
+        p99_ms=measure.percentile(result.latencies, 99) * 1e3,
+        server_cpu_ms_per_request=cpu / served * 1e3 if served else 0.0,
+        peak_rss_mb=sampler.peak_mb,
+    )
+
+
+def run_http(
+    cases: list[Case], items: dict[str, BenchInput], args: argparse.Namespace, report: Report
+) -> None:
+    """Start a server, register a developer, and measure every case over HTTP."""
+    progress(f"starting dicom-api: {args.workers} workers, {args.backend} backend")
+    server = BenchServer(workers=args.workers, backend=Backend(args.backend))
+    try:
+        with server:
+            dev = register_developer(server.url)
+            for case in cases:
+                item = items[case.input]
+                attempt(report, f"{case.name} http", http_rows, case, item, server, dev, args)
+            if RATE_CASE in args.cases and "small-ct" in items:
+                report.rate = rate_result(items["small-ct"], server, dev, args)
+    except (RuntimeError, OSError, httpx.HTTPError) as exc:
+        report.failures.append(f"HTTP rows stopped: {exc}\n{server.log()}")
+
+
+def run_orthanc(
+    cases: list[Case], items: dict[str, BenchInput], args: argparse.Namespace, report: Report
+) -> None:
+    """Orthanc upload + rendered fetch for the CT-series cases; a note when it cannot run."""
+    chosen = [c for c in cases if c.input == "ct-series"]
+    if not chosen:
+        return
+    binary = orthanc.find_binary()
+    if binary is None:
+        report.notes.append("Orthanc is not installed (apt-get install -y orthanc): no peer rows")
+        return
+    try:
+        with orthanc.OrthancPeer(binary) as peer:
+            for case in chosen:
+                item = items[case.input]
+                attempt(report, f"{case.name} orthanc", orthanc_row, case, item, peer, args)
+    except (RuntimeError, OSError, httpx.HTTPError) as exc:
+        report.notes.append(f"Orthanc could not run: {exc}")
+
+
+def orthanc_row(
+    case: Case, item: BenchInput, peer: orthanc.OrthancPeer, args: argparse.Namespace
+) -> Row:
+    """Median of upload + all rendered frames (fetched over ``args.workers`` connections)."""
+    progress(f"{case.name}: orthanc upload + rendered fetch")
+
+    def once() -> None:
+        instance = orthanc.upload_and_render(peer, item, case.fmt, args.workers)
+        orthanc.delete_instance(peer, instance)
+
+    once()  # warm-up
+    seconds: list[float] = []
+    sampler = measure.RssSampler(peer.processes)
+    with sampler.running():
+        for _ in range(args.repeat):
+            spent, instance = measure.timed(
+                lambda: orthanc.upload_and_render(peer, item, case.fmt, args.workers), 1
+            )
+            seconds += spent
+            orthanc.delete_instance(peer, str(instance))
+    return row_from_seconds(
+        case.name, ORTHANC, item, seconds, peer.last_image_bytes, sampler.peak_mb
+    )
+
+
+def progress(message: str) -> None:
+    """Progress goes to stderr so that stdout holds only the report."""
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the selected cases and print the table (and write JSON when asked)."""
+    args = parse_args(argv)
+    report = Report(settings={k: str(v) for k, v in vars(args).items()})
+    needed = {CASES[n].input for n in args.cases if n in CASES}
+    needed |= {"small-ct"} if RATE_CASE in args.cases and not args.no_http else set()
+    items = load_inputs(needed, args.smoke, report)
+    cases = [CASES[n] for n in args.cases if n in CASES and CASES[n].input in items]
+    in_process_rows(cases, items, args, report)
+    if not args.no_http:
+        run_http(cases, items, args, report)
+    if args.orthanc:
+        run_orthanc(cases, items, args, report)
+    report.rows.sort(key=lambda row: list(CASES).index(row.case))
+    report.add_ratios()
+    if args.smoke:
+        report.notes.append("smoke run: tiny inputs, one repetition: no timing claims, no targets")
+    else:
+        report.targets = targets.evaluate(report)
+    print(text(report))
+    if args.json:
+        write_json(report, args.json)
+    return 1 if report.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

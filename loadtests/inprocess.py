@@ -1,0 +1,69 @@
+"""The in-process rows: the naive baseline and this project's pipeline, without HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Executor
+
+from loadtests import baseline, measure
+from loadtests.client import image_bytes
+from loadtests.inputs import BenchInput
+from loadtests.report import BASELINE, Row
+
+PIPELINE = "pipeline in-process"
+
+
+def row_from_seconds(
+    case: str, mode: str, item: BenchInput, seconds: list[float], out_bytes: int, rss_mb: float
+) -> Row:
+    """A row from per-request seconds: median ms, frames/s and MB/s at the median."""
+    middle = measure.median(seconds)
+    return Row(
+        case=case,
+        mode=mode,
+        median_ms=middle * 1e3,
+        frames_per_s=item.frames / middle if middle else 0.0,
+        mb_per_s=item.megabytes / middle if middle else 0.0,
+        out_bytes=out_bytes,
+        peak_rss_mb=rss_mb,
+        runs=len(seconds),
+    )
+
+
+def _measure(case: str, mode: str, item: BenchInput, repeat: int, call: Callable[[], int]) -> Row:
+    """One untimed warm-up call, then ``repeat`` timed calls while sampling this process's RSS."""
+    call()
+    sampler = measure.RssSampler(measure.self_process)
+    with sampler.running():
+        seconds, out_bytes = measure.timed(call, repeat)
+    return row_from_seconds(case, mode, item, seconds, int(out_bytes or 0), sampler.peak_mb)
+
+
+def baseline_row(case: str, item: BenchInput, fmt: str, repeat: int) -> Row:
+    """pydicom + ``pixel_array`` + Pillow + stdlib json."""
+    return _measure(
+        case,
+        BASELINE,
+        item,
+        repeat,
+        lambda: baseline.read_baseline(item.filename, item.data, fmt)[1],
+    )
+
+
+def pipeline_row(case: str, item: BenchInput, fmt: str, repeat: int, pool: Executor) -> Row:
+    """``service.api.dicom.read_dicom``: parse, metadata, accel render, base64, orjson."""
+    from service.api.dicom import read_dicom
+    from service.dicom import ReadOptions
+    from service.settings import Settings
+
+    options = ReadOptions(return_format=fmt)
+    settings = Settings(render_threads=2)
+    last: list[bytes] = []
+
+    def call() -> int:
+        last[:] = [read_dicom(item.filename, item.data, options, settings, pool)]
+        return 0
+
+    row = _measure(case, PIPELINE, item, repeat, call)
+    row.out_bytes = image_bytes(last[0])[1]
+    return row

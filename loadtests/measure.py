@@ -1,0 +1,103 @@
+"""Measurement primitives: timers, percentiles, and a background sampler of process RSS and CPU."""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import psutil
+
+MB = 1e6
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (0..100) by nearest rank; 0.0 for no values."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(q / 100.0 * (len(ordered) - 1))))
+    return ordered[rank]
+
+
+def median(values: list[float]) -> float:
+    """The median, 0.0 for no values."""
+    return statistics.median(values) if values else 0.0
+
+
+def timed(function: Callable[[], object], repeat: int) -> tuple[list[float], object]:
+    """Call ``function`` ``repeat`` times; returns (seconds per call, the last result)."""
+    seconds: list[float] = []
+    result: object = None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        result = function()
+        seconds.append(time.perf_counter() - start)
+    return seconds, result
+
+
+def cpu_seconds(processes: list[psutil.Process]) -> float:
+    """User + system CPU seconds consumed so far by these processes (gone ones count 0)."""
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
+
+
+@dataclass
+class RssSampler:
+    """Samples the resident set size of some processes every ``interval`` seconds.
+
+    ``processes`` is a callable so that a server's worker list is re-read while sampling; the
+    result is the peak RSS seen per process id.
+    """
+
+    processes: Callable[[], list[psutil.Process]]
+    interval: float = 0.02
+    peaks: dict[int, int] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def sample(self) -> None:
+        """Record one sample of every process."""
+        for process in self.processes():
+            try:
+                rss = process.memory_info().rss
+            except psutil.Error:
+                continue
+            self.peaks[process.pid] = max(self.peaks.get(process.pid, 0), rss)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    @contextmanager
+    def running(self) -> Iterator[RssSampler]:
+        """Sample in a daemon thread for the duration of the ``with`` block."""
+        self.peaks.clear()
+        self._stop.clear()
+        self.sample()
+        thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            thread.join()
+            self.sample()
+
+    @property
+    def peak_mb(self) -> float:
+        """The largest peak RSS of any one sampled process, in MB."""
+        return max(self.peaks.values(), default=0) / MB
+
+
+def self_process() -> list[psutil.Process]:
+    """This benchmark process, for the in-process rows."""
+    return [psutil.Process()]

@@ -1,0 +1,249 @@
+"""A dicom-api server started by the benchmark: process, backend, and a registered developer."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+
+from loadtests.inputs import CHECKOUT
+
+PG_ADMIN_URL = os.environ.get("DICOM_API_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("DICOM_API_BENCH_REDIS", "redis://127.0.0.1:6379/0")
+PASSWORD = "bench password 1234"
+HIGH_QUOTA = 100_000_000
+
+
+def free_port() -> int:
+    """A currently free TCP port on the loopback interface."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _admin_sql(sql: str) -> None:
+    import asyncpg
+
+    async def run() -> None:
+        conn = await asyncpg.connect(PG_ADMIN_URL)
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+@dataclass
+class Backend:
+    """The storage the server runs on: embedded SQLite, or its own Postgres DB + Redis prefix."""
+
+    kind: str = "embedded"
+    database: str = ""
+    redis_prefix: str = ""
+
+    def setup(self) -> dict[str, str]:
+        """Create what the backend needs; returns the server environment entries for it."""
+        if self.kind == "embedded":
+            return {}
+        token = secrets.token_hex(5)
+        self.database = f"dicom_api_bench_{token}"
+        self.redis_prefix = f"dicom-api-bench-{token}:"
+        _admin_sql(f'CREATE DATABASE "{self.database}"')
+        base = PG_ADMIN_URL.rsplit("/", 1)[0]
+        return {
+            "DATABASE_URL": f"{base}/{self.database}",
+            "REDIS_URL": REDIS_URL,
+            "DICOM_API_REDIS_PREFIX": self.redis_prefix,
+        }
+
+    def teardown(self) -> None:
+        """Drop the database and delete the Redis keys this run created."""
+        if self.kind == "embedded" or not self.database:
+            return
+        _admin_sql(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+        import redis
+
+        client = redis.Redis.from_url(REDIS_URL)
+        try:
+            keys = list(client.scan_iter(match=f"{self.redis_prefix}*", count=1000))
+            if keys:
+                client.delete(*keys)
+        finally:
+            client.close()
+
+
+@dataclass
+class BenchServer:
+    """``python -m service serve`` on a free loopback port with a temporary data directory."""
+
+    workers: int = 2
+    backend: Backend = field(default_factory=Backend)
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    data_dir: Path | None = None
+    _tempdir: tempfile.TemporaryDirectory[str] | None = None
+
+    @property
+    def url(self) -> str:
+        """Base URL of the server."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def environment(self) -> dict[str, str]:
+        """The parent environment minus dicom-api settings, plus this server's settings."""
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith("DICOM_API_") and key not in ("DATABASE_URL", "REDIS_URL")
+        }
+        assert self.data_dir is not None
+        env.update(
+            DICOM_API_DATA_DIR=str(self.data_dir),
+            DICOM_API_MONTHLY_QUOTA=str(HIGH_QUOTA),
+            **self.backend.setup(),
+        )
+        return env
+
+    def start(self, timeout: float = 120.0) -> BenchServer:
+        """Start the server and wait until ``/health`` answers 200; clean up if it cannot."""
+        self._tempdir = tempfile.TemporaryDirectory(prefix="dicom-api-bench-")
+        self.data_dir = Path(self._tempdir.name)
+        try:
+            self._spawn()
+            self._wait_until_healthy(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _spawn(self) -> None:
+        assert self.data_dir is not None
+        command = [sys.executable, "-m", "service", "serve", "--host", "127.0.0.1"]
+        command += ["--port", str(self.port), "--workers", str(self.workers)]
+        with (self.data_dir / "server.log").open("wb") as log:
+            self.process = subprocess.Popen(
+                command, env=self.environment(), stdout=log, stderr=subprocess.STDOUT, cwd=CHECKOUT
+            )
+
+    def _wait_until_healthy(self, timeout: float) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1.0).status_code == 200:
+                    self._wait_for_workers(deadline)
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"server did not become healthy in {timeout:.0f} s:\n{self.log()}")
+
+    def _wait_for_workers(self, deadline: float) -> None:
+        """With several workers, /health may answer before every worker has warmed up."""
+        while len(self.worker_processes()) < self.workers and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(0.5 if self.workers > 1 else 0.0)
+
+    def log(self) -> str:
+        """The server's combined stdout/stderr so far."""
+        if self.data_dir is None or not (self.data_dir / "server.log").exists():
+            return ""
+        return (self.data_dir / "server.log").read_text(errors="replace")[-4000:]
+
+    def all_processes(self) -> list[psutil.Process]:
+        """The server's main process and all its descendants."""
+        if self.process is None or self.process.poll() is not None:
+            return []
+        try:
+            main = psutil.Process(self.process.pid)
+            return [main, *main.children(recursive=True)]
+        except psutil.Error:
+            return []
+
+    def worker_processes(self) -> list[psutil.Process]:
+        """The processes that serve requests (Sanic names them in ``SANIC_WORKER_NAME``)."""
+        processes = self.all_processes()
+        if self.workers == 1:
+            return processes[:1]
+        return [process for process in processes[1:] if _is_sanic_server(process)]
+
+    def stop(self) -> None:
+        """Terminate the server, wait for it, and remove its data and backend."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.backend.teardown()
+        if self._tempdir is not None:
+            self._tempdir.cleanup()
+            self._tempdir = None
+
+    def __enter__(self) -> BenchServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def _is_sanic_server(process: psutil.Process) -> bool:
+    try:
+        return process.environ().get("SANIC_WORKER_NAME", "").startswith("Sanic-Server")
+    except psutil.Error:
+        return False
+
+
+@dataclass(frozen=True)
+class Developer:
+    """A registered developer: JWT tokens and one API key."""
+
+    email: str
+    access: str
+    refresh: str
+    api_key: str
+
+    def key_header(self) -> dict[str, str]:
+        """Headers authenticating a DICOM upload."""
+        return {"Authorization": f"ApiKey {self.api_key}"}
+
+    def bearer_header(self) -> dict[str, str]:
+        """Headers authenticating account endpoints."""
+        return {"Authorization": f"Bearer {self.access}"}
+
+
+def _expect(response: httpx.Response, status: int) -> dict[str, str]:
+    if response.status_code != status:
+        raise RuntimeError(
+            f"{response.request.method} {response.request.url.path} answered "
+            f"{response.status_code}, expected {status}: {response.text[:500]}"
+        )
+    return dict(response.json())
+
+
+def register_developer(base_url: str, organization: str = "Benchmark") -> Developer:
+    """The spec's flow: register, get tokens, create a profile, create an API key."""
+    email = f"bench-{uuid.uuid4().hex[:12]}@example.com"
+    credentials = {"email": email, "password": PASSWORD}
+    with httpx.Client(base_url=base_url, timeout=30.0) as client:
+        _expect(client.post("/api/auth/register/", json=credentials), 201)
+        tokens = _expect(client.post("/api/token/", json=credentials), 200)
+        bearer = {"Authorization": f"Bearer {tokens['access']}"}
+        profile = {"purpose": "testing", "organization": organization}
+        _expect(client.post("/api/developer/profiles/", json=profile, headers=bearer), 201)
+        key = _expect(client.post("/api-keys/", json={"name": "bench"}, headers=bearer), 201)
+    return Developer(email, tokens["access"], tokens["refresh"], key["key"])

@@ -1,0 +1,1 @@
+"""Tests of the load-test and benchmark tooling (loadtests/)."""
