@@ -13,7 +13,6 @@ from typing import Any
 import orjson
 from sanic import Blueprint, HTTPResponse, Request
 from sanic.headers import parse_content_header
-from sanic.request import parse_multipart_form
 
 import accel
 from service.auth.guards import api_key_required
@@ -34,6 +33,7 @@ from service.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from service.multipart import parse_multipart
 from service.quota import QuotaCounter, QuotaDecision, QuotaUnavailable
 from service.settings import Settings
 from service.timing import ServerTiming
@@ -90,7 +90,7 @@ def render_instance(
 
 def read_dicom(
     filename: str,
-    data: bytes,
+    data: bytes | memoryview,
     options: ReadOptions,
     settings: Settings,
     pool: Executor | None,
@@ -154,29 +154,54 @@ def multipart_boundary(content_type: str) -> bytes:
     return boundary.encode("latin-1")
 
 
-def parse_multipart(boundary: bytes, chunks: list[bytes]) -> tuple[str, bytes, dict[str, str]]:
-    """(file name, file bytes, other form fields) of the body; 400 when malformed or no file."""
-    body = b"".join(chunks)
-    chunks.clear()  # drop the pieces as soon as the joined copy exists
-    try:
-        fields, files = parse_multipart_form(body, boundary)
-    except Exception:  # Sanic raises assorted errors for malformed multipart bodies
-        raise BadRequest("The multipart/form-data body is malformed.") from None
-    uploads = files.getlist("file") if files else None
-    if not uploads:
+def upload_parts(
+    boundary: bytes, pieces: list[bytes | bytearray]
+) -> tuple[str, memoryview, dict[str, str]]:
+    """(file name, file bytes, text fields) of the body; 400 when malformed or without a file.
+
+    ``pieces`` is emptied here, so that the body lives only as long as views of it are used.
+    """
+    body = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+    pieces.clear()
+    parts = parse_multipart(body, boundary)
+    files = [part for part in parts if part.name == "file"]
+    if not files:
         raise ValidationFailed({"file": ["This field is required: a .dcm, .DCM or .zip file."]})
-    return uploads[0].name or "", uploads[0].body, _first_values(fields)
+    form: dict[str, str] = {}
+    for part in parts:
+        if part.name != "file":
+            form.setdefault(part.name, bytes(part.data).decode("utf-8", "replace"))
+    return files[0].filename or "", files[0].data, form
+
+
+async def receive_body(request: Request) -> list[bytes | bytearray]:
+    """The request body as pieces: one preallocated buffer, filled as chunks arrive, when the
+    length is declared (no second copy of a large upload), else the chunks themselves."""
+    stream = request.stream
+    if stream is None:
+        return []
+    declared = request.headers.get("content-length", "")
+    if not declared.isdigit():
+        return [chunk async for chunk in stream]  # type: ignore[attr-defined]
+    body = bytearray(int(declared))
+    filled = 0
+    async for chunk in stream:  # type: ignore[attr-defined]
+        body[filled : filled + len(chunk)] = chunk
+        filled += len(chunk)
+    if filled != len(body):
+        raise BadRequest("The request body is shorter or longer than its Content-Length.")
+    return [body]
 
 
 def read_upload_body(
     boundary: bytes,
-    chunks: list[bytes],
+    chunks: list[bytes | bytearray],
     query: dict[str, str],
     settings: Settings,
     pool: Executor | None,
 ) -> bytes:
     """All the CPU work of one request, run in the render pool: multipart, options, rendering."""
-    filename, data, form = parse_multipart(boundary, chunks)
+    filename, data, form = upload_parts(boundary, chunks)
     options = parse_read_options(form, query)
     return read_dicom(filename, data, options, settings, pool)
 
@@ -193,13 +218,12 @@ async def read_file(request: Request) -> HTTPResponse:
     with timer.measure("quota"):
         decision = await reserve_quota(ctx.quota, user_id, now)
     try:
-        # Sanic lifts its body-size limit for streaming handlers: put ours back.
         boundary = multipart_boundary(request.headers.get("content-type", ""))
-        chunks = []
+        # Sanic lifts its body-size limit for streaming handlers: put ours back.
         if request.stream is not None:
             request.stream.request_max_size = limit
-            with timer.measure("upload"):
-                chunks = [chunk async for chunk in request.stream]  # type: ignore[attr-defined]
+        with timer.measure("upload"):
+            chunks = await receive_body(request)
         with timer.measure("render"):
             body = await asyncio.get_running_loop().run_in_executor(
                 ctx.render_pool,

@@ -38,9 +38,9 @@ class ArchiveMember(NamedTuple):
     reason: str | None
 
 
-def looks_like_zip(data: bytes) -> bool:
+def looks_like_zip(data: bytes | bytearray | memoryview) -> bool:
     """True when the bytes start with a zip local header or an (empty) end-of-archive record."""
-    return data[:4] in ZIP_MAGICS
+    return bytes(data[:4]) in ZIP_MAGICS
 
 
 def _bad_zip(name: str, why: str) -> ValidationFailed:

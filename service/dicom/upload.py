@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import re
 from dataclasses import dataclass
-from io import BytesIO
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -40,7 +40,46 @@ class Upload:
     skipped: tuple[str, ...] = ()
 
 
-def has_dicm_magic(data: bytes) -> bool:
+Buffer = bytes | bytearray | memoryview
+
+
+class BufferReader(io.RawIOBase):
+    """A read-only, seekable file over an in-memory buffer that never copies the whole buffer:
+    pydicom reads an upload through it, copying only the elements it reads."""
+
+    def __init__(self, data: Buffer) -> None:
+        super().__init__()
+        self._view = memoryview(data).cast("B")
+        self._position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        end = len(self._view) if size is None or size < 0 else self._position + size
+        chunk = bytes(self._view[self._position : end])
+        self._position += len(chunk)
+        return chunk
+
+    def readinto(self, buffer: Any) -> int:
+        chunk = self._view[self._position : self._position + len(buffer)]
+        buffer[: len(chunk)] = chunk
+        self._position += len(chunk)
+        return len(chunk)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self._position, io.SEEK_END: len(self._view)}[whence]
+        self._position = max(0, base + offset)
+        return self._position
+
+    def tell(self) -> int:
+        return self._position
+
+
+def has_dicm_magic(data: Buffer) -> bool:
     """True for a PS3.10 file: 128-byte preamble then ``DICM``."""
     return data[128:132] == b"DICM"
 
@@ -79,12 +118,12 @@ def _fill_transfer_syntax(ds: Dataset) -> None:
     meta.TransferSyntaxUID = syntax
 
 
-def parse_dicom(data: bytes) -> Dataset | None:
+def parse_dicom(data: Buffer) -> Dataset | None:
     """The dataset if the bytes are a DICOM file (magic, or a forced read that looks real)."""
     if len(data) < 8:
         return None
     try:
-        ds = pydicom.dcmread(BytesIO(data), force=True)
+        ds = pydicom.dcmread(BufferReader(data), force=True)
     except Exception:
         # pydicom raises many types for garbage (and warnings, when they are errors in tests).
         return None
@@ -104,13 +143,13 @@ def _not_dicom(detail: str) -> ValidationFailed:
     return ValidationFailed({"file": [detail]}, detail=f"The file {ACCEPTED}.")
 
 
-def read_upload(filename: str, data: bytes, limits: UploadLimits) -> Upload:
+def read_upload(filename: str, data: Buffer, limits: UploadLimits) -> Upload:
     """Parse an upload: DICM magic wins, then zip (by magic or a .zip name), then a forced read."""
     label = filename or "upload"
     if not data:
         raise _not_dicom(f"{label!r} is empty; the file {ACCEPTED}")
     if not has_dicm_magic(data) and (looks_like_zip(data) or label.lower().endswith(".zip")):
-        return _read_zip(label, data, limits)
+        return _read_zip(label, bytes(data), limits)
     ds = parse_dicom(data)
     if ds is None:
         raise _not_dicom(f"{label!r} could not be read as DICOM; the file {ACCEPTED}")
