@@ -18,6 +18,7 @@ import accel
 from service.auth.guards import api_key_required
 from service.dicom import (
     ReadOptions,
+    Upload,
     UploadLimits,
     check_pixel_volume,
     extract_metadata,
@@ -96,7 +97,15 @@ def read_dicom(
     pool: Executor | None,
 ) -> bytes:
     """Parse an upload (.dcm or .zip), render every instance and return the JSON body."""
-    upload = read_upload(filename, data, upload_limits(settings))
+    return render_upload(
+        read_upload(filename, data, upload_limits(settings)), options, settings, pool
+    )
+
+
+def render_upload(
+    upload: Upload, options: ReadOptions, settings: Settings, pool: Executor | None
+) -> bytes:
+    """The JSON body for parsed instances: one file's shape, or ``Files`` (+ ``Skipped``)."""
     rendered = [
         (name, render_instance(ds, options, settings.max_pixel_bytes, pool))
         for name, ds in upload.instances
@@ -203,7 +212,12 @@ def read_upload_body(
     """All the CPU work of one request, run in the render pool: multipart, options, rendering."""
     filename, data, form = upload_parts(boundary, chunks)
     options = parse_read_options(form, query)
-    return read_dicom(filename, data, options, settings, pool)
+    upload = read_upload(filename, data, upload_limits(settings))
+    # The datasets hold their own copies of every element: free the request body before the
+    # pixels are decoded and rendered, so a large upload is not held twice.
+    data.release()
+    del data
+    return render_upload(upload, options, settings, pool)
 
 
 @bp.post(ENDPOINT, stream=True)

@@ -78,6 +78,11 @@ class BufferReader(io.RawIOBase):
     def tell(self) -> int:
         return self._position
 
+    def close(self) -> None:
+        """Release the view, so the buffer it reads can be freed or resized again."""
+        self._view.release()
+        super().close()
+
 
 def has_dicm_magic(data: Buffer) -> bool:
     """True for a PS3.10 file: 128-byte preamble then ``DICM``."""
@@ -123,7 +128,8 @@ def parse_dicom(data: Buffer) -> Dataset | None:
     if len(data) < 8:
         return None
     try:
-        ds = pydicom.dcmread(BufferReader(data), force=True)
+        with BufferReader(data) as reader:
+            ds = pydicom.dcmread(reader, force=True)
     except Exception:
         # pydicom raises many types for garbage (and warnings, when they are errors in tests).
         return None

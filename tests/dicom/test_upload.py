@@ -268,3 +268,16 @@ def test_check_pixel_volume_413_gives_sizes_not_patient_data() -> None:
     assert info.value.status == 413
     assert "20000" in detail and "19999" in detail and "'scan.dcm'" in detail
     assert SECRET_NAME not in detail
+
+
+def test_reading_from_a_view_leaves_no_reference_to_the_request_body() -> None:
+    # The handler frees the request body once the datasets are parsed; a lingering export of
+    # the buffer would keep a large upload in memory twice. bytearray refuses to grow while
+    # any view of it exists, so growing it proves there is none.
+    body = bytearray(dicom_bytes(rows=16, columns=16))
+    view = memoryview(body)
+    upload = read_upload("x.dcm", view, UploadLimits())
+    view.release()
+    body.extend(b"\0")
+    assert upload.instances[0].dataset.Rows == 16
+    assert len(upload.instances[0].dataset.PixelData) == 16 * 16
