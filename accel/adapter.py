@@ -39,7 +39,10 @@ _VOI_FUNCTIONS = {
 
 
 def _int(ds: Dataset, keyword: str, default: int | None = None) -> int:
-    value = ds.get(keyword, default)
+    try:
+        value = ds.get(keyword, default)
+    except Exception:  # a malformed value that pydicom fails to convert
+        raise UnsupportedImage(f"the attribute {keyword} is malformed") from None
     if value is None or value == "":
         if default is None:
             raise UnsupportedImage(f"the required attribute {keyword} is missing")
@@ -63,7 +66,7 @@ def _transfer_syntax(ds: Dataset) -> str:
 def frame_spec(ds: Dataset) -> FrameSpec:
     """Read the Image Pixel module (PS3.3 C.7.6.3) and check the combination is renderable."""
     photometric = str(ds.get("PhotometricInterpretation", "") or "").strip().upper()
-    spp = _int(ds, "SamplesPerPixel", 1)
+    spp = _int(ds, "SamplesPerPixel")  # Type 1; pydicom's decoders need it too
     bits_allocated = _int(ds, "BitsAllocated")
     spec = FrameSpec(
         transfer_syntax=_transfer_syntax(ds),

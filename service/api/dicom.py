@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import struct
+import traceback
 from collections.abc import Mapping
 from concurrent.futures import Executor
 from datetime import UTC, datetime
@@ -44,6 +46,16 @@ log = logging.getLogger(__name__)
 
 ENDPOINT = "/api/dicom/read/file/"
 DRAIN_BYTES = 64 * 1024 * 1024
+MALFORMED_INPUT_ERRORS = (
+    AttributeError,
+    IndexError,
+    KeyError,
+    NotImplementedError,
+    OverflowError,
+    TypeError,
+    ValueError,
+    struct.error,
+)
 IMAGE_FORMAT_NAMES = {"png": "PNG", "jpeg": "JPEG", "gif": "GIF"}
 
 
@@ -68,9 +80,9 @@ def render_instance(
     body = extract_metadata(ds, options.fields)
     images: list[bytes] = []
     if "PixelData" in ds or "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
-        check_pixel_volume(ds, max_pixel_bytes)
-        frames = resolve_frames(options.frames, int(getattr(ds, "NumberOfFrames", 1) or 1))
         try:
+            check_pixel_volume(ds, max_pixel_bytes)
+            frames = resolve_frames(options.frames, int(getattr(ds, "NumberOfFrames", 1) or 1))
             images = accel.render(
                 ds,
                 options.return_format,
@@ -84,6 +96,20 @@ def render_instance(
             raise UnsupportedMediaType(str(exc)) from None
         except accel.AccelError as exc:
             raise UnprocessableContent(str(exc)) from None
+        except MALFORMED_INPUT_ERRORS as exc:
+            # pydicom converts attributes lazily and raises these for values the checks above
+            # could not foresee; the file is at fault, so it is a 422, and it is logged so that
+            # a real bug hiding here is still seen (type and place only: no values).
+            frame = traceback.extract_tb(exc.__traceback__)[-1]
+            log.warning(
+                "render failed on malformed input: %s at %s:%d",
+                type(exc).__name__,
+                frame.filename,
+                frame.lineno,
+            )
+            raise UnprocessableContent(
+                "The image attributes are malformed or inconsistent; it cannot be rendered."
+            ) from None
     body["ImageFormat"] = IMAGE_FORMAT_NAMES[options.return_format]
     body["Images"] = [base64.b64encode(image).decode("ascii") for image in images]
     return body

@@ -140,9 +140,14 @@ def parse_dicom(data: Buffer) -> Dataset | None:
 
 
 def _is_dicomdir(ds: Dataset) -> bool:
+    if 0x00041220 in ds:  # Directory Record Sequence
+        return True
     meta = getattr(ds, "file_meta", None)
-    sop = meta.get("MediaStorageSOPClassUID") if meta is not None else None
-    return sop == MediaStorageDirectoryStorage or 0x00041220 in ds  # DirectoryRecordSequence
+    try:
+        sop = meta.get("MediaStorageSOPClassUID") if meta is not None else None
+    except Exception:  # pydicom converts lazily and raises many types for malformed values
+        return False
+    return bool(sop == MediaStorageDirectoryStorage)
 
 
 def _not_dicom(detail: str) -> ValidationFailed:
