@@ -22,6 +22,7 @@ from service.store import StoreUnavailable, make_store
 log = logging.getLogger("dicom_api")
 
 APP_NAME = "dicom_api"
+JSON_BODY_LIMIT = 64 * 1024
 START_RETRIES = 30  # seconds to wait for the database at start-up
 
 
@@ -41,7 +42,9 @@ def create_app(settings: Settings) -> Sanic:
         error_handler=ProblemErrorHandler(),
         configure_logging=True,
     )
-    app.config.REQUEST_MAX_SIZE = settings.max_upload_bytes
+    # Every route but the DICOM upload takes a small JSON body at most; the upload route
+    # streams and sets its own limit (DICOM_API_MAX_UPLOAD_BYTES).
+    app.config.REQUEST_MAX_SIZE = JSON_BODY_LIMIT
     app.config.FALLBACK_ERROR_FORMAT = "json"
     app.config.KEEP_ALIVE_TIMEOUT = 75
     app.config.REQUEST_TIMEOUT = 120

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import struct
 import traceback
@@ -14,6 +15,7 @@ from typing import Any
 
 import orjson
 from sanic import Blueprint, HTTPResponse, Request
+from sanic.exceptions import SanicException
 from sanic.headers import parse_content_header
 
 import accel
@@ -163,19 +165,24 @@ def _first_values(params: Mapping[str, list[str]]) -> dict[str, str]:
     return {name: values[0] for name, values in params.items() if values}
 
 
-async def refuse_declared_oversize(request: Request, limit: int) -> None:
-    """413 for a body whose Content-Length is over the upload limit, without storing it.
-
-    A body of up to DRAIN_BYTES is read and discarded first, so that the client, still
-    sending, reads the 413 instead of a connection reset; a larger one is cut off.
-    """
+async def discard_unread_body(request: Request) -> None:
+    """Read and drop a body the handler will not use, so that the client, still sending, reads
+    the error response instead of a connection reset; bodies over DRAIN_BYTES are cut off."""
     declared = request.headers.get("content-length", "")
-    if not (declared.isdigit() and int(declared) > limit):
+    stream = request.stream
+    if stream is None or not declared.isdigit() or int(declared) > DRAIN_BYTES:
         return
-    if int(declared) <= DRAIN_BYTES and request.stream is not None:
-        async for _ in request.stream:  # type: ignore[attr-defined]  # Http, a Stream
+    stream.request_max_size = DRAIN_BYTES
+    with contextlib.suppress(SanicException):
+        async for _ in stream:  # type: ignore[attr-defined]  # Http, a Stream
             pass
-    raise PayloadTooLarge(f"The upload is {int(declared)} bytes; the limit is {limit} bytes.")
+
+
+def refuse_declared_oversize(request: Request, limit: int) -> None:
+    """413 for a body whose Content-Length is already over the upload limit."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"The upload is {int(declared)} bytes; the limit is {limit} bytes.")
 
 
 def multipart_boundary(content_type: str) -> bytes:
@@ -247,11 +254,22 @@ def read_upload_body(
 
 
 @bp.post(ENDPOINT, stream=True)
-@api_key_required
 async def read_file(request: Request) -> HTTPResponse:
+    request.ctx.body_read = False
+    try:
+        return await read_file_metered(request)
+    except BaseException:
+        if not request.ctx.body_read:
+            await discard_unread_body(request)
+        raise
+
+
+@api_key_required
+async def read_file_metered(request: Request) -> HTTPResponse:
+    """Quota, then the body, then the render; the unit is given back if anything fails."""
     ctx = request.app.ctx
     limit = ctx.settings.max_upload_bytes
-    await refuse_declared_oversize(request, limit)
+    refuse_declared_oversize(request, limit)
     user_id = request.ctx.api_key.user_id
     now = datetime.now(UTC)
     timer = ServerTiming(auth=request.ctx.auth_seconds)
@@ -264,6 +282,7 @@ async def read_file(request: Request) -> HTTPResponse:
             request.stream.request_max_size = limit
         with timer.measure("upload"):
             chunks = await receive_body(request)
+        request.ctx.body_read = True
         with timer.measure("render"):
             body = await asyncio.get_running_loop().run_in_executor(
                 ctx.render_pool,

@@ -238,3 +238,15 @@ def test_viewport_scales_every_frame(api) -> None:
     assert sizes == {(16, 8)}
     bad = post(api, tiny_dicom(), "ct.dcm", viewport="0,10")
     assert "viewport" in assert_problem(bad, 400)["errors"]
+
+
+def test_refused_large_uploads_still_get_their_answer(api) -> None:
+    # The body is read and dropped (not stored), so the client reads the 401 instead of a reset.
+    client, _ = api
+    big = b"\0" * (5 * 1024 * 1024)
+    response = client.post(
+        ENDPOINT, files={"file": ("big.dcm", big)}, headers={"Authorization": "ApiKey nope"}
+    )
+    assert_problem(response, 401)
+    response = client.post(ENDPOINT, files={"file": ("big.dcm", big)})
+    assert_problem(response, 401)
