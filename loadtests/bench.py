@@ -10,8 +10,12 @@ Rows per case: ``baseline`` (pydicom + Pillow + json, in-process), ``pipeline in
 ``http N clients`` (N threads at once; speed from throughput), and ``orthanc`` (CT series with
 ``--orthanc``). ``x baseline`` is the baseline's median time over the row's (effective) time;
 ``bytes/base`` compares the total image bytes before base64. The ``small-ct-rate`` case sends
-small uploads over 16 connections and reports latency percentiles and the server's CPU time per
-request (CPU seconds of the worker processes, from psutil, over requests served).
+small uploads over 16 connections and reports latency percentiles, the server's CPU time per
+request (CPU seconds of the worker processes, from psutil, over requests served) and the
+p50/p99/max of every ``Server-Timing`` metric (``auth``, ``quota``, ``auth+quota``, ...); with
+``--orthanc`` the same load generator drives Orthanc (upload + PNG of frame 0 per request).
+With ``ct-series-png`` over HTTP, a separate one-worker server serves ``--probe-uploads``
+sequential uploads while a thread GETs ``/health`` every 10 ms (event-loop responsiveness).
 """
 
 from __future__ import annotations
@@ -25,10 +29,11 @@ from pathlib import Path
 
 import httpx
 
-from loadtests import client, inputs, measure, orthanc, targets
+from loadtests import client, inputs, measure, orthanc, probe, rates, targets
 from loadtests.inprocess import baseline_row, pipeline_row, row_from_seconds
 from loadtests.inputs import BenchInput
-from loadtests.report import HTTP_ONE, ORTHANC, RateResult, Report, Row, text, write_json
+from loadtests.rates import RATE_CASE, RateBudget
+from loadtests.report import HTTP_ONE, ORTHANC, Report, Row, text, write_json
 from loadtests.server import Backend, BenchServer, Developer, register_developer
 
 
@@ -52,7 +57,7 @@ CASES = {
         Case("small-ct-png", "small-ct", "png"),
     )
 }
-RATE_CASE = "small-ct-rate"
+PROBE_CASE = "ct-series-png"
 ALL_CASES = (*CASES, RATE_CASE)
 
 
@@ -91,11 +96,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rate-connections", type=int, default=16)
     parser.add_argument("--rate-requests", type=int, default=3000)
     parser.add_argument("--rate-seconds", type=float, default=30.0)
+    parser.add_argument(
+        "--probe-uploads",
+        type=int,
+        default=5,
+        help=f"{PROBE_CASE} uploads while /health is probed on a 1-worker server (default 5)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write the report here")
     args = parser.parse_args(argv)
     args.cases = _selected_cases(args.cases, parser)
     if args.smoke:
         args.repeat, args.rate_requests, args.rate_seconds = 1, 48, 10.0
+        args.probe_uploads = 1
     args.clients = args.clients or args.workers
     return args
 
@@ -199,35 +211,9 @@ def concurrent_row(
     )
 
 
-def rate_result(
-    item: BenchInput, server: BenchServer, dev: Developer, args: argparse.Namespace
-) -> RateResult:
-    """Warm up, then a bounded rate run; server CPU from psutil deltas of the workers."""
-    upload = client.PreparedUpload.build(item, "png")
-    auth = dev.key_header()
-    progress(f"{RATE_CASE}: warm-up, then up to {args.rate_requests} requests")
-    client.rate(server.url, upload, auth, args.rate_connections, 2 * args.rate_connections, 30.0)
-    workers = server.worker_processes()
-    sampler = measure.RssSampler(server.worker_processes)
-    cpu_before = measure.cpu_seconds(workers)
-    with sampler.running():
-        result = client.rate(
-            server.url, upload, auth, args.rate_connections, args.rate_requests, args.rate_seconds
-        )
-    cpu = measure.cpu_seconds(workers) - cpu_before
-    served = len(result.latencies)
-    return RateResult(
-        case=RATE_CASE,
-        connections=args.rate_connections,
-        requests=served,
-        errors=result.errors,
-        wall_s=result.wall,
-        requests_per_s=served / result.wall if result.wall else 0.0,
-        p50_ms=measure.percentile(result.latencies, 50) * 1e3,
-        p99_ms=measure.percentile(result.latencies, 99) * 1e3,
-        server_cpu_ms_per_request=cpu / served * 1e3 if served else 0.0,
-        peak_rss_mb=sampler.peak_mb,
-    )
+def rate_budget(args: argparse.Namespace) -> RateBudget:
+    """The rate run's connections and bounds from the command line."""
+    return RateBudget(args.rate_connections, args.rate_requests, args.rate_seconds)
 
 
 def run_http(
@@ -243,17 +229,46 @@ def run_http(
                 item = items[case.input]
                 attempt(report, f"{case.name} http", http_rows, case, item, server, dev, args)
             if RATE_CASE in args.cases and "small-ct" in items:
-                report.rate = rate_result(items["small-ct"], server, dev, args)
+                progress(f"{RATE_CASE}: warm-up, then up to {args.rate_requests} requests")
+                report.rate = rates.dicom_api_rate(
+                    server.url,
+                    items["small-ct"],
+                    dev.key_header(),
+                    server.worker_processes,
+                    rate_budget(args),
+                    unloaded_requests=min(args.rate_requests, 300),
+                )
     except (RuntimeError, OSError, httpx.HTTPError) as exc:
         report.failures.append(f"HTTP rows stopped: {exc}\n{server.log()}")
+
+
+def run_health_probe(item: BenchInput, args: argparse.Namespace, report: Report) -> None:
+    """``/health`` latency during CT-series uploads, on a dedicated one-worker server.
+
+    With several workers the probe could land on an idle worker and prove nothing; one worker
+    makes the probe and the upload share an event loop.
+    """
+    progress(f"{PROBE_CASE}: /health probe on a 1-worker server, {args.probe_uploads} uploads")
+    server = BenchServer(workers=1, backend=Backend(args.backend))
+    try:
+        with server:
+            dev = register_developer(server.url)
+            upload = client.PreparedUpload.build(item, "png")
+            report.health = probe.health_during_uploads(
+                server.url, upload, dev.key_header(), args.probe_uploads, PROBE_CASE
+            )
+    except (RuntimeError, OSError, httpx.HTTPError) as exc:
+        report.failures.append(f"/health probe stopped: {exc}\n{server.log()}")
 
 
 def run_orthanc(
     cases: list[Case], items: dict[str, BenchInput], args: argparse.Namespace, report: Report
 ) -> None:
-    """Orthanc upload + rendered fetch for the CT-series cases; a note when it cannot run."""
+    """Orthanc upload + rendered fetch for the CT-series cases and the small-CT request rate;
+    a note when it cannot run."""
     chosen = [c for c in cases if c.input == "ct-series"]
-    if not chosen:
+    with_rate = RATE_CASE in args.cases and "small-ct" in items
+    if not chosen and not with_rate:
         return
     binary = orthanc.find_binary()
     if binary is None:
@@ -264,6 +279,13 @@ def run_orthanc(
             for case in chosen:
                 item = items[case.input]
                 attempt(report, f"{case.name} orthanc", orthanc_row, case, item, peer, args)
+            if with_rate:
+                progress(f"{RATE_CASE}: orthanc, up to {args.rate_requests} requests")
+                report.orthanc_rate = rates.orthanc_rate(peer, items["small-ct"], rate_budget(args))
+                report.notes.append(
+                    "Orthanc rate: every request re-uploads the same SOP instance; Orthanc stores "
+                    "it once and then answers AlreadyStored (parsed, not rewritten): measured as is"
+                )
     except (RuntimeError, OSError, httpx.HTTPError) as exc:
         report.notes.append(f"Orthanc could not run: {exc}")
 
@@ -303,12 +325,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     report = Report(settings={k: str(v) for k, v in vars(args).items()})
     needed = {CASES[n].input for n in args.cases if n in CASES}
-    needed |= {"small-ct"} if RATE_CASE in args.cases and not args.no_http else set()
+    with_rate = RATE_CASE in args.cases and (args.orthanc or not args.no_http)
+    needed |= {"small-ct"} if with_rate else set()
     items = load_inputs(needed, args.smoke, report)
     cases = [CASES[n] for n in args.cases if n in CASES and CASES[n].input in items]
     in_process_rows(cases, items, args, report)
     if not args.no_http:
         run_http(cases, items, args, report)
+        if PROBE_CASE in [case.name for case in cases]:
+            run_health_probe(items["ct-series"], args, report)
     if args.orthanc:
         run_orthanc(cases, items, args, report)
     report.rows.sort(key=lambda row: list(CASES).index(row.case))

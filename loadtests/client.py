@@ -2,7 +2,8 @@
 
 Request bodies are built once per case (multipart by hand) and sent with the stdlib
 ``http.client`` (one ``sendall``), so the client's own CPU time is spent on the wire, not on
-re-encoding or re-chunking a 100 MB upload. The rate run uses httpx's async client.
+re-encoding or re-chunking a 100 MB upload. The rate runs use one async load generator
+(:func:`drive`, httpx's async client) for dicom-api and Orthanc alike.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import http.client
 import secrets
 import threading
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -20,6 +22,7 @@ import httpx
 import orjson
 
 from loadtests.inputs import BenchInput
+from loadtests.measure import parse_server_timing
 
 ENDPOINT = "/api/dicom/read/file/"
 TIMEOUT_S = 600.0
@@ -165,6 +168,12 @@ def concurrent(
     return result
 
 
+#: One "request" of a rate run: whatever HTTP exchanges it takes on the shared async client.
+#: Returns the response's Server-Timing durations (ms; ``{}`` when there are none) on success,
+#: ``None`` on failure.
+RateRequest = Callable[[httpx.AsyncClient], Awaitable[dict[str, float] | None]]
+
+
 @dataclass
 class RateResult:
     """Outcome of a bounded request-rate run."""
@@ -172,19 +181,15 @@ class RateResult:
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     wall: float = 0.0
+    timings: list[dict[str, float]] = field(default_factory=list)
 
 
-async def _rate(
-    base_url: str,
-    upload: PreparedUpload,
-    auth: dict[str, str],
-    connections: int,
-    requests: int,
-    seconds: float,
+async def _drive(
+    base_url: str, send: RateRequest, connections: int, requests: int, seconds: float
 ) -> RateResult:
+    """``connections`` coroutines share one pooled client; each sends until the budget ends."""
     result = RateResult()
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    headers = upload.headers(auth)
     remaining = requests
 
     async with httpx.AsyncClient(base_url=base_url, timeout=TIMEOUT, limits=limits) as client:
@@ -195,19 +200,45 @@ async def _rate(
                 remaining -= 1
                 start = time.perf_counter()
                 try:
-                    response = await client.post(ENDPOINT, content=upload.body, headers=headers)
-                    ok = response.status_code == 200
+                    timing = await send(client)
                 except httpx.HTTPError:
-                    ok = False
-                if ok:
-                    result.latencies.append(time.perf_counter() - start)
-                else:
+                    timing = None
+                if timing is None:
                     result.errors += 1
+                    continue
+                result.latencies.append(time.perf_counter() - start)
+                if timing:
+                    result.timings.append(timing)
 
         start = time.perf_counter()
         await asyncio.gather(*(worker(start + seconds) for _ in range(connections)))
         result.wall = time.perf_counter() - start
     return result
+
+
+def drive(
+    base_url: str,
+    send: RateRequest,
+    connections: int = 16,
+    requests: int = 2000,
+    seconds: float = 30.0,
+) -> RateResult:
+    """The async load generator: up to ``requests`` calls of ``send`` over ``connections``
+    keep-alive connections, for at most ``seconds``. Used for dicom-api and Orthanc alike."""
+    return asyncio.run(_drive(base_url, send, connections, requests, seconds))
+
+
+def read_file_request(upload: PreparedUpload, auth: dict[str, str]) -> RateRequest:
+    """One dicom-api upload; success is a 200, and its ``Server-Timing`` header is kept."""
+    headers = upload.headers(auth)
+
+    async def send(client: httpx.AsyncClient) -> dict[str, float] | None:
+        response = await client.post(ENDPOINT, content=upload.body, headers=headers)
+        if response.status_code != 200:
+            return None
+        return parse_server_timing(response.headers.get("server-timing", ""))
+
+    return send
 
 
 def rate(
@@ -219,4 +250,4 @@ def rate(
     seconds: float = 30.0,
 ) -> RateResult:
     """Send up to ``requests`` uploads over ``connections`` connections for at most ``seconds``."""
-    return asyncio.run(_rate(base_url, upload, auth, connections, requests, seconds))
+    return drive(base_url, read_file_request(upload, auth), connections, requests, seconds)

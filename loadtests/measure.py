@@ -1,4 +1,4 @@
-"""Measurement primitives: timers, percentiles, and a background sampler of process RSS and CPU."""
+"""Measurement primitives: timers, percentiles, Server-Timing parsing, and an RSS sampler."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
 import psutil
@@ -26,6 +26,44 @@ def percentile(values: list[float], q: float) -> float:
 def median(values: list[float]) -> float:
     """The median, 0.0 for no values."""
     return statistics.median(values) if values else 0.0
+
+
+def spread_ms(values_s: list[float]) -> dict[str, float]:
+    """p50, p99 and max of durations in seconds, as milliseconds (all 0.0 for no values)."""
+    return {
+        "p50": percentile(values_s, 50) * 1e3,
+        "p99": percentile(values_s, 99) * 1e3,
+        "max": max(values_s, default=0.0) * 1e3,
+    }
+
+
+def parse_server_timing(header: str) -> dict[str, float]:
+    """``auth;dur=0.21, quota;dur=0.18`` -> ``{"auth": 0.21, "quota": 0.18}`` (milliseconds).
+
+    Metrics without a ``dur`` parameter, and unparsable durations, are left out.
+    """
+    found: dict[str, float] = {}
+    for metric in header.split(","):
+        name, *params = (part.strip() for part in metric.split(";"))
+        for param in params:
+            key, _, value = param.partition("=")
+            if name and key.strip().lower() == "dur":
+                with suppress(ValueError):
+                    found[name] = float(value.strip().strip('"'))
+    return found
+
+
+def summarize_server_timing(
+    timings: list[dict[str, float]], combined: tuple[str, ...] = ("auth", "quota")
+) -> dict[str, dict[str, float]]:
+    """p50/p99/max (ms) per metric over every response, plus the per-response sum of
+    ``combined`` (``auth+quota``) for the responses that carry all of them."""
+    names = list(dict.fromkeys(name for timing in timings for name in timing))
+    summary = {name: spread_ms([t[name] / 1e3 for t in timings if name in t]) for name in names}
+    sums = [sum(t[n] for n in combined) / 1e3 for t in timings if all(n in t for n in combined)]
+    if sums:
+        summary["+".join(combined)] = spread_ms(sums)
+    return summary
 
 
 def timed(function: Callable[[], object], repeat: int) -> tuple[list[float], object]:

@@ -5,6 +5,11 @@ loopback port, no DICOM listener, no remote access, no authentication, storage i
 directory. Frames are fetched with ``GET /instances/{id}/frames/{i}/rendered`` and an ``Accept``
 header (``image/png`` or ``image/jpeg``, JPEG at ``?quality=90`` like dicom-api's default),
 over as many parallel connections as dicom-api has workers, so both servers may use every core.
+
+For the request-rate comparison, :class:`RateRequest` makes one "request" of the shared async
+load generator (``client.drive``) an upload plus the PNG of frame 0. Orthanc keeps what it
+receives: re-posting the same SOP instance answers 200 with ``"Status": "AlreadyStored"`` (the
+file is still parsed and looked up, but not written again), and that is measured as is.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +56,7 @@ def configuration(root: Path, http_port: int) -> dict[str, object]:
         "RemoteAccessAllowed": False,
         "AuthenticationEnabled": False,
         "HttpCompressionEnabled": False,
+        "KeepAlive": True,
         "StorageCompression": False,
         "SaveJobs": False,
         "Plugins": [],
@@ -163,3 +170,30 @@ def delete_instance(peer: OrthancPeer, instance: str) -> None:
     """Remove an uploaded instance so that every repetition starts from an empty store."""
     with Connection(peer.url) as conn:
         conn.request("DELETE", f"/instances/{instance}")
+
+
+@dataclass
+class RateRequest:
+    """``POST /instances`` then ``GET /instances/{id}/frames/0/rendered`` (``Accept`` PNG).
+
+    A callable for ``client.drive``; ``statuses`` counts Orthanc's store answers (``Success``,
+    ``AlreadyStored``) so the report can say how many uploads were duplicates.
+    """
+
+    item: BenchInput
+    statuses: Counter[str] = field(default_factory=Counter)
+
+    async def __call__(self, http: httpx.AsyncClient) -> dict[str, float] | None:
+        """One upload + rendered fetch; ``{}`` (no Server-Timing) on success, None on failure."""
+        stored = await http.post(
+            "/instances", content=self.item.data, headers={"Content-Type": "application/dicom"}
+        )
+        if stored.status_code != 200:
+            return None
+        answer = stored.json()
+        self.statuses[str(answer.get("Status", "?"))] += 1
+        path = f"/instances/{answer['ID']}/frames/0/rendered"
+        frame = await http.get(path, headers={"Accept": MIME["png"]})
+        if frame.status_code != 200 or not frame.content:
+            return None
+        return {}

@@ -12,6 +12,8 @@ from typing import Any
 BASELINE = "baseline"
 HTTP_ONE = "http 1 client"
 ORTHANC = "orthanc"
+CLIENT_BOUND_SHARE = 0.9
+UNLOADED = "Server-Timing ms p50/p99/max at 1 connection"
 
 
 @dataclass
@@ -37,7 +39,14 @@ class Row:
 
 @dataclass
 class RateResult:
-    """The small-CT request-rate case."""
+    """The small-CT request-rate case against one server (dicom-api or Orthanc).
+
+    ``server_timing`` holds p50/p99/max (ms) per ``Server-Timing`` metric over every response
+    that carried the header (``timed_responses`` of them), plus ``auth+quota`` per response.
+    ``client_cpu_ms_per_request`` is the load generator's own CPU (same machine, same cores);
+    the generator is one asyncio thread, so a ``client_core_share`` near 1.0 means the rate was
+    capped by the client, not the server (see :meth:`client_bound`).
+    """
 
     case: str
     connections: int
@@ -49,6 +58,32 @@ class RateResult:
     p99_ms: float
     server_cpu_ms_per_request: float
     peak_rss_mb: float
+    server: str = "dicom-api"
+    client_cpu_ms_per_request: float = 0.0
+    client_core_share: float = 0.0  # load-generator CPU seconds per wall second
+    timed_responses: int = 0
+    server_timing: dict[str, dict[str, float]] = field(default_factory=dict)
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def client_bound(self) -> bool:
+        """Whether the single-threaded load generator kept one core (nearly) busy."""
+        return self.client_core_share >= CLIENT_BOUND_SHARE
+
+
+@dataclass
+class ProbeResult:
+    """``GET /health`` latencies sampled while large uploads run on a one-worker server."""
+
+    case: str
+    workers: int
+    interval_ms: float
+    uploads: int
+    upload_median_ms: float
+    probes: int
+    errors: int
+    p50_ms: float
+    p99_ms: float
+    max_ms: float
 
 
 @dataclass
@@ -67,6 +102,8 @@ class Report:
 
     rows: list[Row] = field(default_factory=list)
     rate: RateResult | None = None
+    orthanc_rate: RateResult | None = None
+    health: ProbeResult | None = None
     targets: list[Target] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
@@ -75,6 +112,12 @@ class Report:
     def find(self, case: str, mode: str) -> Row | None:
         """The row of ``case`` measured in ``mode``, if any."""
         return next((r for r in self.rows if r.case == case and r.mode == mode), None)
+
+    def rate_ratio(self) -> float | None:
+        """dicom-api's small-CT request rate over Orthanc's, when both were measured."""
+        if self.rate is None or self.orthanc_rate is None or self.orthanc_rate.requests_per_s <= 0:
+            return None
+        return self.rate.requests_per_s / self.orthanc_rate.requests_per_s
 
     def add_ratios(self) -> None:
         """Fill ``speedup`` and ``bytes_ratio`` of every row against its case's baseline."""
@@ -107,7 +150,8 @@ def machine_facts() -> dict[str, Any]:
     }
 
 
-def _num(value: float | None, digits: int = 1) -> str:
+def num(value: float | None, digits: int = 1) -> str:
+    """A number with thousands separators, or ``-`` for None."""
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
@@ -128,25 +172,25 @@ def _cells(row: Row) -> list[str]:
     return [
         row.case,
         row.mode,
-        _num(row.median_ms, 2),
-        _num(row.frames_per_s),
-        _num(row.mb_per_s),
+        num(row.median_ms, 2),
+        num(row.frames_per_s),
+        num(row.mb_per_s),
         f"{row.out_bytes:,}",
-        _num(row.peak_rss_mb, 0),
-        _num(row.speedup, 2),
-        _num(row.bytes_ratio, 2),
+        num(row.peak_rss_mb, 0),
+        num(row.speedup, 2),
+        num(row.bytes_ratio, 2),
     ]
 
 
-def table(rows: list[Row]) -> str:
-    """A fixed-width text table (also valid Markdown) of the rows."""
-    lines = [[name for name, _ in COLUMNS], *(_cells(row) for row in rows)]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(COLUMNS))]
+def markdown_table(columns: tuple[tuple[str, str], ...], lines: list[list[str]]) -> str:
+    """A fixed-width Markdown table; ``columns`` holds (header, ``"<"`` or ``">"`` alignment)."""
+    cells = [[name for name, _ in columns], *lines]
+    widths = [max(len(line[i]) for line in cells) for i in range(len(columns))]
 
-    def render(cells: list[str]) -> str:
+    def render(line: list[str]) -> str:
         parts = [
             cell.ljust(width) if align == "<" else cell.rjust(width)
-            for cell, width, (_, align) in zip(cells, widths, COLUMNS, strict=True)
+            for cell, width, (_, align) in zip(line, widths, columns, strict=True)
         ]
         return "| " + " | ".join(parts) + " |"
 
@@ -154,24 +198,77 @@ def table(rows: list[Row]) -> str:
         "|"
         + "|".join(
             ("-" * (w + 1) + ":") if a == ">" else "-" * (w + 2)
-            for w, (_, a) in zip(widths, COLUMNS, strict=True)
+            for w, (_, a) in zip(widths, columns, strict=True)
         )
         + "|"
     )
-    return "\n".join([render(lines[0]), rule, *(render(cells) for cells in lines[1:])])
+    return "\n".join([render(cells[0]), rule, *(render(line) for line in cells[1:])])
+
+
+def table(rows: list[Row]) -> str:
+    """A fixed-width text table (also valid Markdown) of the rows."""
+    return markdown_table(COLUMNS, [_cells(row) for row in rows])
+
+
+def rate_lines(r: RateResult) -> list[str]:
+    """The request-rate summary of one server, with its Server-Timing breakdown if any."""
+    lines = [
+        f"request rate {r.case} ({r.server}): {r.requests} requests over {r.connections} "
+        f"connections in {r.wall_s:.2f} s = {r.requests_per_s:,.0f} req/s, p50 {r.p50_ms:.2f} ms, "
+        f"p99 {r.p99_ms:.2f} ms, server CPU {r.server_cpu_ms_per_request:.3f} ms/request, "
+        f"client CPU {r.client_cpu_ms_per_request:.3f} ms/request, errors {r.errors}, "
+        f"peak server RSS {r.peak_rss_mb:.0f} MB"
+    ]
+    if r.client_bound():
+        lines.append(
+            f"  load generator busy {r.client_core_share:.0%} of a core: client-bound, the "
+            "server's true rate is higher than this"
+        )
+    if r.server_timing:
+        lines.append(
+            f"  Server-Timing ms p50/p99/max over {r.timed_responses} responses: "
+            + _spans(r.server_timing)
+        )
+    lines.extend(f"  {key}: {_detail(value)}" for key, value in r.detail.items())
+    return lines
+
+
+def _spans(spreads: dict[str, dict[str, float]]) -> str:
+    """``auth 0.100/0.500/0.700, quota ...``: p50/p99/max per metric, in ms."""
+    return ", ".join(
+        f"{name} {v['p50']:.3f}/{v['p99']:.3f}/{v['max']:.3f}" for name, v in spreads.items()
+    )
+
+
+def _detail(value: Any) -> str:
+    """A detail value: p50/p99/max spreads compactly, anything else as is."""
+    if isinstance(value, dict) and value and all(isinstance(v, dict) for v in value.values()):
+        return _spans(value)
+    return str(value)
+
+
+def probe_line(h: ProbeResult) -> str:
+    """The event-loop responsiveness summary."""
+    return (
+        f"GET /health every {h.interval_ms:g} ms during {h.case} 'http 1 client' "
+        f"({h.uploads} uploads, median {h.upload_median_ms:.0f} ms, {h.workers}-worker server): "
+        f"{h.probes} probes, p50 {h.p50_ms:.2f} ms, p99 {h.p99_ms:.2f} ms, "
+        f"max {h.max_ms:.2f} ms, errors {h.errors}"
+    )
 
 
 def text(report: Report) -> str:
     """The whole human-readable report."""
     out = [table(report.rows)]
-    if report.rate is not None:
-        r = report.rate
-        out.append(
-            f"\nrequest rate {r.case}: {r.requests} requests over {r.connections} connections "
-            f"in {r.wall_s:.2f} s = {r.requests_per_s:,.0f} req/s, p50 {r.p50_ms:.2f} ms, "
-            f"p99 {r.p99_ms:.2f} ms, server CPU {r.server_cpu_ms_per_request:.3f} ms/request, "
-            f"errors {r.errors}, peak worker RSS {r.peak_rss_mb:.0f} MB"
-        )
+    for rate in (report.rate, report.orthanc_rate):
+        if rate is not None:
+            out.append("")
+            out.extend(rate_lines(rate))
+    ratio = report.rate_ratio()
+    if ratio is not None:
+        out.append(f"  dicom-api / Orthanc request rate: {ratio:.2f}x")
+    if report.health is not None:
+        out.append("\n" + probe_line(report.health))
     if report.targets:
         out.append("\ntargets:")
         for t in report.targets:

@@ -86,10 +86,14 @@ class Backend:
 
 @dataclass
 class BenchServer:
-    """``python -m service serve`` on a free loopback port with a temporary data directory."""
+    """``python -m service serve`` on a free loopback port with a temporary data directory.
+
+    ``settings`` adds dicom-api environment settings, e.g. ``{"DICOM_API_RENDER_THREADS": "1"}``.
+    """
 
     workers: int = 2
     backend: Backend = field(default_factory=Backend)
+    settings: dict[str, str] = field(default_factory=dict)
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     data_dir: Path | None = None
@@ -113,6 +117,7 @@ class BenchServer:
             DICOM_API_MONTHLY_QUOTA=str(HIGH_QUOTA),
             **self.backend.setup(),
         )
+        env.update(self.settings)
         return env
 
     def start(self, timeout: float = 120.0) -> BenchServer:
@@ -174,11 +179,14 @@ class BenchServer:
             return []
 
     def worker_processes(self) -> list[psutil.Process]:
-        """The processes that serve requests (Sanic names them in ``SANIC_WORKER_NAME``)."""
+        """The processes that serve requests (Sanic names them in ``SANIC_WORKER_NAME``).
+
+        ``--workers 1`` still forks one ``Sanic-Server-0-0`` child under the manager; the main
+        process only counts when no such child exists (a true single-process server).
+        """
         processes = self.all_processes()
-        if self.workers == 1:
-            return processes[:1]
-        return [process for process in processes[1:] if _is_sanic_server(process)]
+        served_by = [process for process in processes[1:] if _is_sanic_server(process)]
+        return served_by or processes[:1]
 
     def stop(self) -> None:
         """Terminate the server, wait for it, and remove its data and backend."""

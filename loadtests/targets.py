@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from loadtests.report import HTTP_ONE, ORTHANC, Report, Target
+from loadtests.report import HTTP_ONE, ORTHANC, UNLOADED, Report, Target
 
 # (case, minimum speedup vs baseline, maximum image bytes vs baseline or None)
 BASELINE_TARGETS = (
@@ -12,6 +12,9 @@ BASELINE_TARGETS = (
 )
 ORTHANC_TARGETS = (("ct-series-png", 4.0), ("ct-series-jpeg", 4.0))
 CPU_MS_PER_REQUEST = 1.5
+ORTHANC_RATE_RATIO = 2.0
+AUTH_QUOTA_MS = 1.0  # judged on the p99 of auth+quota over the rate run (16 connections)
+HEALTH_MS = 50.0  # judged on the p99 of /health during the CT-series uploads (max is shown)
 
 
 def _baseline_target(report: Report, case: str, speedup: float, max_bytes: float | None) -> Target:
@@ -41,9 +44,46 @@ def _cpu_target(report: Report) -> Target:
     return Target("small-ct request rate", wanted, f"{cpu:.3f} ms", cpu <= CPU_MS_PER_REQUEST)
 
 
+def _rate_vs_orthanc_target(report: Report) -> Target:
+    wanted = f">= {ORTHANC_RATE_RATIO:g}x Orthanc's req/s (upload + rendered frame)"
+    ratio = report.rate_ratio()
+    if ratio is None or report.rate is None or report.orthanc_rate is None:
+        return Target("small-ct request rate vs Orthanc", wanted, "-", None)
+    measured = f"{ratio:.2f}x"
+    if report.orthanc_rate.client_bound():
+        measured += " (Orthanc run client-bound: an upper bound)"
+    if report.rate.client_bound():
+        measured += " (dicom-api run client-bound: a lower bound)"
+    return Target("small-ct request rate vs Orthanc", wanted, measured, ratio >= ORTHANC_RATE_RATIO)
+
+
+def _auth_quota_target(report: Report) -> Target:
+    wanted = f"auth + quota p99 <= {AUTH_QUOTA_MS:g} ms per request (Server-Timing)"
+    spread = report.rate.server_timing.get("auth+quota") if report.rate else None
+    if not spread:
+        return Target("auth + quota cost", wanted, "-", None)
+    measured = f"p50 {spread['p50']:.3f} ms, p99 {spread['p99']:.3f} ms, max {spread['max']:.3f} ms"
+    alone = report.rate.detail.get(UNLOADED, {}).get("auth+quota") if report.rate else None
+    if alone:
+        measured += f" (at 1 connection: p99 {alone['p99']:.3f} ms)"
+    return Target("auth + quota cost", wanted, measured, spread["p99"] <= AUTH_QUOTA_MS)
+
+
+def _health_target(report: Report) -> Target:
+    wanted = f"/health p99 < {HEALTH_MS:g} ms while the CT series renders"
+    health = report.health
+    if health is None or not health.probes:
+        return Target("event-loop responsiveness", wanted, "-", None)
+    measured = f"p50 {health.p50_ms:.2f} ms, p99 {health.p99_ms:.2f} ms, max {health.max_ms:.2f} ms"
+    return Target("event-loop responsiveness", wanted, measured, health.p99_ms < HEALTH_MS)
+
+
 def evaluate(report: Report) -> list[Target]:
     """Every target, measured or not, in the issue's order."""
     targets = [_baseline_target(report, *spec) for spec in BASELINE_TARGETS]
     targets += [_orthanc_target(report, *spec) for spec in ORTHANC_TARGETS]
     targets.append(_cpu_target(report))
+    targets.append(_rate_vs_orthanc_target(report))
+    targets.append(_auth_quota_target(report))
+    targets.append(_health_target(report))
     return targets
