@@ -41,7 +41,7 @@ async def run_migrations(settings: Settings) -> list[int]:
 
 
 def serve(settings: Settings, host: str, port: int, workers: int, access_log: bool) -> None:
-    """Start Sanic with ``workers`` processes, each built by the app factory."""
+    """Start Sanic's worker manager with ``workers`` processes, each built by the app factory."""
     from sanic import Sanic
     from sanic.worker.loader import AppLoader
 
@@ -56,7 +56,6 @@ def serve(settings: Settings, host: str, port: int, workers: int, access_log: bo
         workers=workers,
         access_log=access_log,
         motd=False,
-        single_process=workers == 1,
     )
     Sanic.serve(primary=app, app_loader=loader)
 
