@@ -6,6 +6,7 @@ import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from service.auth.key_cache import ApiKeyCache
 from service.auth.passwords import Passwords
 from service.auth.tokens import TokenIssuer
 from service.quota import QuotaCounter, UsageRecorder
@@ -19,6 +20,7 @@ class AppContext:
 
     settings: Settings
     tokens: TokenIssuer
+    key_cache: ApiKeyCache = field(default_factory=ApiKeyCache)
     store: AccountStore = field(init=False)
     quota: QuotaCounter = field(init=False)
     usage: UsageRecorder = field(init=False)

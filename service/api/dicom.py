@@ -19,7 +19,8 @@ from sanic.exceptions import SanicException
 from sanic.headers import parse_content_header
 
 import accel
-from service.auth.guards import api_key_required
+from service.auth.guards import KEY_REJECTED, api_key_required
+from service.auth.key_cache import ApiKeyCache
 from service.dicom import (
     ReadOptions,
     Upload,
@@ -34,13 +35,15 @@ from service.errors import (
     BadRequest,
     PayloadTooLarge,
     QuotaExceeded,
+    Unauthorized,
     UnprocessableContent,
     UnsupportedMediaType,
     ValidationFailed,
 )
 from service.multipart import parse_multipart
-from service.quota import QuotaCounter, QuotaDecision, QuotaUnavailable
+from service.quota import KeyRevoked, QuotaCounter, QuotaDecision, QuotaUnavailable
 from service.settings import Settings
+from service.store import ApiKeyRecord
 from service.timing import ServerTiming
 
 bp = Blueprint("dicom")
@@ -146,9 +149,16 @@ def render_upload(
     return orjson.dumps(body)
 
 
-async def reserve_quota(quota: QuotaCounter, user_id: int, now: datetime) -> QuotaDecision:
-    """Take one unit of the developer's month, or raise the spec's 429."""
-    decision = await quota.reserve(user_id, now)
+async def reserve_quota(
+    quota: QuotaCounter, key: ApiKeyRecord, now: datetime, cache: ApiKeyCache
+) -> QuotaDecision:
+    """Take one unit of the developer's month, or raise the spec's 429 (401 for a key deleted
+    since this worker cached it: the quota step checks that atomically)."""
+    try:
+        decision = await quota.reserve(key.user_id, key.id, now)
+    except KeyRevoked:
+        cache.discard(key.prefix)
+        raise Unauthorized(KEY_REJECTED, scheme="ApiKey") from None
     if not decision.granted:
         raise QuotaExceeded(
             f"Monthly quota of {decision.limit} requests is used up; it resets at the start "
@@ -274,7 +284,7 @@ async def read_file_metered(request: Request) -> HTTPResponse:
     now = datetime.now(UTC)
     timer = ServerTiming(auth=request.ctx.auth_seconds)
     with timer.measure("quota"):
-        decision = await reserve_quota(ctx.quota, user_id, now)
+        decision = await reserve_quota(ctx.quota, request.ctx.api_key, now, ctx.key_cache)
     try:
         boundary = multipart_boundary(request.headers.get("content-type", ""))
         # Sanic lifts its body-size limit for streaming handlers: put ours back.

@@ -9,8 +9,10 @@ from sanic import Blueprint, HTTPResponse, Request
 from service.api.profiles import require_profile
 from service.auth.api_keys import generate_api_key, hash_secret
 from service.auth.guards import bearer_required
+from service.auth.key_cache import ApiKeyCache
 from service.errors import NotFound
 from service.http import Fields, json_object, json_response
+from service.quota import QuotaCounter
 from service.store import AccountStore, ApiKeyRecord
 
 bp = Blueprint("keys")
@@ -50,12 +52,23 @@ async def list_keys(store: AccountStore, user_id: int) -> list[dict[str, Any]]:
     return [key_summary(record) for record in await store.list_api_keys(user_id)]
 
 
-async def delete_key(store: AccountStore, user_id: int, pk: str) -> None:
-    """Delete one of the caller's keys; anyone else's, or a missing one, is a 404."""
-    if not pk.isdigit() or len(pk) > 18:
+async def delete_key(
+    store: AccountStore, quota: QuotaCounter, cache: ApiKeyCache, user_id: int, pk: str
+) -> None:
+    """Delete one of the caller's keys; anyone else's, or a missing one, is a 404.
+
+    The key is marked revoked for the quota step first, so that no worker's cached copy of it
+    is honoured once this returns.
+    """
+    key_id = int(pk) if pk.isdigit() and len(pk) <= 18 else None
+    records = await store.list_api_keys(user_id) if key_id is not None else []
+    record = next((r for r in records if r.id == key_id), None)
+    if record is None:
         raise NotFound("No API key with that id.")
-    if not await store.delete_api_key(user_id, int(pk)):
+    await quota.revoke_key(user_id, record.id)
+    if not await store.delete_api_key(user_id, record.id):
         raise NotFound("No API key with that id.")
+    cache.discard(record.prefix)
 
 
 @bp.get("/api-keys/")
@@ -74,5 +87,6 @@ async def create_handler(request: Request) -> HTTPResponse:
 @bp.delete("/api-keys/delete/<pk:str>/")
 @bearer_required
 async def delete_handler(request: Request, pk: str) -> HTTPResponse:
-    await delete_key(request.app.ctx.store, request.ctx.user_id, pk)
+    ctx = request.app.ctx
+    await delete_key(ctx.store, ctx.quota, ctx.key_cache, request.ctx.user_id, pk)
     return HTTPResponse(status=204)

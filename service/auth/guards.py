@@ -15,11 +15,13 @@ from typing import Any
 from sanic import HTTPResponse, Request
 
 from service.auth.api_keys import secret_matches, split_api_key
+from service.auth.key_cache import ApiKeyCache
 from service.auth.tokens import InvalidToken, TokenIssuer
 from service.errors import ServiceUnavailable, Unauthorized
 from service.store import AccountStore, ApiKeyRecord, StoreUnavailable
 
 Handler = Callable[..., Awaitable[HTTPResponse]]
+KEY_REJECTED = "API key is invalid or has been deleted."
 
 
 def _credential(request: Request, scheme: str) -> str | None:
@@ -42,8 +44,10 @@ def bearer_user_id(request: Request, tokens: TokenIssuer) -> int | None:
         raise Unauthorized(f"Bearer token rejected: {exc}.", scheme="Bearer") from None
 
 
-async def api_key_record(request: Request, store: AccountStore) -> ApiKeyRecord | None:
-    """The stored key matching an ``ApiKey`` header, None without one."""
+async def api_key_record(
+    request: Request, store: AccountStore, cache: ApiKeyCache
+) -> ApiKeyRecord | None:
+    """The stored key matching an ``ApiKey`` header, None without one (cached per worker)."""
     raw = _credential(request, "ApiKey")
     if raw is None:
         return None
@@ -51,12 +55,17 @@ async def api_key_record(request: Request, store: AccountStore) -> ApiKeyRecord 
     if parts is None:
         raise Unauthorized("API key is malformed.", scheme="ApiKey")
     prefix, secret = parts
-    try:
-        record = await store.find_api_key(prefix)
-    except StoreUnavailable:
-        raise ServiceUnavailable("The account database is unreachable; retry shortly.") from None
+    record = cache.get(prefix)
+    if record is None:
+        try:
+            record = await store.find_api_key(prefix)
+        except StoreUnavailable:
+            raise ServiceUnavailable(
+                "The account database is unreachable; retry shortly."
+            ) from None
     if record is None or not secret_matches(secret, record.secret_hash):
-        raise Unauthorized("API key is invalid or has been deleted.", scheme="ApiKey")
+        raise Unauthorized(KEY_REJECTED, scheme="ApiKey")
+    cache.put(record)
     return record
 
 
@@ -83,7 +92,7 @@ def api_key_required(handler: Handler) -> Handler:
     async def wrapper(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
         ctx = request.app.ctx
         started = time.perf_counter()
-        record = await api_key_record(request, ctx.store)
+        record = await api_key_record(request, ctx.store, ctx.key_cache)
         request.ctx.auth_seconds = time.perf_counter() - started
         if record is None:
             raise Unauthorized(

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from service.quota.base import QuotaCounter, QuotaDecision, QuotaUnavailable
+from service.quota.base import KeyRevoked, QuotaCounter, QuotaDecision, QuotaUnavailable
 from service.quota.usage import UsageRecorder
 from service.settings import Settings
 from service.store import AccountStore
 
-__all__ = ["QuotaCounter", "QuotaDecision", "QuotaUnavailable", "UsageRecorder", "make_counter"]
+__all__ = [
+    "KeyRevoked",
+    "QuotaCounter",
+    "QuotaDecision",
+    "QuotaUnavailable",
+    "UsageRecorder",
+    "make_counter",
+]
 
 
 def make_counter(settings: Settings, store: AccountStore, recorder: UsageRecorder) -> QuotaCounter:

@@ -11,6 +11,10 @@ class QuotaUnavailable(Exception):
     """The quota backend cannot be reached; the request must not be served unmetered."""
 
 
+class KeyRevoked(Exception):
+    """The API key making the request was deleted (checked atomically with the count)."""
+
+
 @dataclass(frozen=True, slots=True)
 class QuotaDecision:
     """Outcome of one atomic check-and-count for a developer's month."""
@@ -35,11 +39,16 @@ class QuotaDecision:
 
 
 class QuotaCounter(Protocol):
-    """Counts a developer's requests per calendar month, atomically across workers and hosts."""
+    """Counts a developer's requests per calendar month, atomically across workers and hosts.
+
+    The same atomic step confirms that the API key making the request has not been deleted,
+    which lets workers cache verified keys: ``revoke_key`` runs before a key is deleted.
+    """
 
     limit: int
 
-    async def reserve(self, user_id: int, now: datetime) -> QuotaDecision: ...
+    async def reserve(self, user_id: int, key_id: int, now: datetime) -> QuotaDecision: ...
     async def release(self, user_id: int, month: str) -> None: ...
+    async def revoke_key(self, user_id: int, key_id: int) -> None: ...
     async def ping(self) -> None: ...
     async def close(self) -> None: ...

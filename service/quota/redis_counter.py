@@ -11,13 +11,14 @@ import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from service.quota.base import QuotaDecision, QuotaUnavailable
+from service.quota.base import KeyRevoked, QuotaDecision, QuotaUnavailable
 from service.quota.calendar import month_key, month_start, next_month_start, seconds_until_reset
 from service.store import AccountStore, StoreUnavailable
 
 _REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
 # Counters outlive their month by a day so that clock skew between hosts never resets one early.
 _EXPIRY_GRACE = timedelta(days=1)
+REVOKED_KEYS_TTL = timedelta(days=1)
 
 PendingUsage = Callable[[int, str], int]
 
@@ -29,6 +30,11 @@ def _script(name: str) -> str:
 def counter_key(prefix: str, user_id: int, month: str) -> str:
     """The developer's month counter; ``{dev:N}`` is the Redis Cluster hash tag."""
     return f"{prefix}{{dev:{user_id}}}:quota:{month}"
+
+
+def revoked_key(prefix: str, user_id: int) -> str:
+    """The developer's set of deleted API key ids, in the same hash slot as the counters."""
+    return f"{prefix}{{dev:{user_id}}}:revoked-keys"
 
 
 class RedisQuotaCounter:
@@ -65,17 +71,27 @@ class RedisQuotaCounter:
         )
         return cls(client, store, limit, prefix, pending_usage)
 
-    async def reserve(self, user_id: int, now: datetime) -> QuotaDecision:
+    async def reserve(self, user_id: int, key_id: int, now: datetime) -> QuotaDecision:
         month = month_key(now)
-        key = counter_key(self.prefix, user_id, month)
+        keys = [counter_key(self.prefix, user_id, month), revoked_key(self.prefix, user_id)]
         expires_at = int((next_month_start(now) + _EXPIRY_GRACE).timestamp())
         try:
-            granted, used = await self._reserve(keys=[key], args=[self.limit, expires_at, ""])
+            granted, used = await self._reserve(
+                keys=keys, args=[self.limit, expires_at, "", key_id]
+            )
             if granted == -1:
+                # The counter is gone (new month, restart, eviction; the revoked set may be gone
+                # too): rebuild it from the database, and check the key there as well.
                 seed = await self._durable_count(user_id, now)
-                granted, used = await self._reserve(keys=[key], args=[self.limit, expires_at, seed])
+                if not await self._key_exists(key_id):
+                    raise KeyRevoked(key_id)
+                granted, used = await self._reserve(
+                    keys=keys, args=[self.limit, expires_at, seed, key_id]
+                )
         except _REDIS_DOWN as exc:
             raise QuotaUnavailable("Redis is unreachable") from exc
+        if granted == -2:
+            raise KeyRevoked(key_id)
         return QuotaDecision(
             granted=granted == 1,
             used=int(used),
@@ -93,6 +109,24 @@ class RedisQuotaCounter:
         except StoreUnavailable as exc:
             raise QuotaUnavailable("usage record is unreachable") from exc
         return sum(count for _, count in days) + self._pending_usage(user_id, month_key(now))
+
+    async def _key_exists(self, key_id: int) -> bool:
+        try:
+            return await self.store.api_key_exists(key_id)
+        except StoreUnavailable as exc:
+            raise QuotaUnavailable("account database is unreachable") from exc
+
+    async def revoke_key(self, user_id: int, key_id: int) -> None:
+        """Mark a key deleted for every worker's next request (kept for a day, far longer than
+        any worker caches a key)."""
+        key = revoked_key(self.prefix, user_id)
+        try:
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.sadd(key, key_id)
+                pipe.expire(key, int(REVOKED_KEYS_TTL.total_seconds()))
+                await pipe.execute()
+        except _REDIS_DOWN as exc:
+            raise QuotaUnavailable("Redis is unreachable") from exc
 
     async def release(self, user_id: int, month: str) -> None:
         try:

@@ -1,10 +1,16 @@
 -- Check and count one request against a developer's monthly quota, atomically.
 -- KEYS[1]  the developer's counter for one month, e.g. dicom-api:{dev:42}:quota:2026-11
+-- KEYS[2]  the developer's set of deleted API key ids, e.g. dicom-api:{dev:42}:revoked-keys
 -- ARGV[1]  the monthly limit
 -- ARGV[2]  unix time at which the counter expires (after its month is over)
 -- ARGV[3]  the month's count from the durable usage record, or "" if the caller has not read it
--- Returns {granted (1/0), used}; or {-1, 0} when the counter is missing and ARGV[3] is "":
--- the caller then reads the durable record and calls again, so losing Redis never resets a quota.
+-- ARGV[4]  the id of the API key making the request
+-- Returns {granted (1/0), used}; {-2, 0} when the key has been deleted; or {-1, 0} when the
+-- counter is missing and ARGV[3] is "": the caller then reads the durable record (and checks
+-- the key there) and calls again, so losing Redis never resets a quota.
+if redis.call('SISMEMBER', KEYS[2], ARGV[4]) == 1 then
+  return {-2, 0}
+end
 local used = redis.call('GET', KEYS[1])
 if not used then
   if ARGV[3] == '' then

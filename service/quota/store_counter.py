@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from service.quota.base import QuotaDecision, QuotaUnavailable
+from service.quota.base import KeyRevoked, QuotaDecision, QuotaUnavailable
 from service.quota.calendar import month_key, seconds_until_reset
 from service.store import AccountStore, StoreUnavailable
 
@@ -16,12 +16,14 @@ class StoreQuotaCounter:
         self.store = store
         self.limit = limit
 
-    async def reserve(self, user_id: int, now: datetime) -> QuotaDecision:
+    async def reserve(self, user_id: int, key_id: int, now: datetime) -> QuotaDecision:
         month = month_key(now)
         try:
-            result = await self.store.reserve_quota(user_id, month, self.limit)
+            result = await self.store.reserve_quota(user_id, month, self.limit, key_id)
         except StoreUnavailable as exc:
             raise QuotaUnavailable("quota store is unreachable") from exc
+        if not result.key_exists:
+            raise KeyRevoked(key_id)
         return QuotaDecision(
             granted=result.granted,
             used=result.used,
@@ -35,6 +37,9 @@ class StoreQuotaCounter:
             await self.store.release_quota(user_id, month)
         except StoreUnavailable as exc:
             raise QuotaUnavailable("quota store is unreachable") from exc
+
+    async def revoke_key(self, user_id: int, key_id: int) -> None:
+        """Nothing to do: ``reserve`` reads the key's row in the same transaction as the count."""
 
     async def ping(self) -> None:
         await self.store.ping()

@@ -58,10 +58,12 @@ class RotateOutcome(Enum):
 
 @dataclass(frozen=True, slots=True)
 class QuotaReservation:
-    """Result of one atomic check-and-count: ``granted`` and the month's count afterwards."""
+    """Result of one atomic check-and-count: ``granted`` and the month's count afterwards;
+    ``key_exists`` is False when the API key making the request has been deleted."""
 
     granted: bool
     used: int
+    key_exists: bool = True
 
 
 class AccountStore(Protocol):
@@ -89,6 +91,7 @@ class AccountStore(Protocol):
     async def list_api_keys(self, user_id: int) -> list[ApiKeyRecord]: ...
     async def delete_api_key(self, user_id: int, key_id: int) -> bool: ...
     async def find_api_key(self, prefix: str) -> ApiKeyRecord | None: ...
+    async def api_key_exists(self, key_id: int) -> bool: ...
     async def touch_api_keys(self, last_used: Mapping[int, datetime]) -> None: ...
 
     async def add_refresh_token(
@@ -103,7 +106,9 @@ class AccountStore(Protocol):
         self, user_id: int, first_day: date, last_day: date
     ) -> list[tuple[date, int]]: ...
 
-    async def reserve_quota(self, user_id: int, month: str, limit: int) -> QuotaReservation: ...
+    async def reserve_quota(
+        self, user_id: int, month: str, limit: int, key_id: int
+    ) -> QuotaReservation: ...
     async def release_quota(self, user_id: int, month: str) -> None: ...
 
 

@@ -219,6 +219,10 @@ class PostgresStore:
             row = await conn.fetchrow("SELECT * FROM api_keys WHERE prefix = $1", prefix)
         return _key(row) if row else None
 
+    async def api_key_exists(self, key_id: int) -> bool:
+        async with self._connection() as conn:
+            return bool(await conn.fetchval("SELECT 1 FROM api_keys WHERE id = $1", key_id))
+
     async def touch_api_keys(self, last_used: Mapping[int, datetime]) -> None:
         async with self._connection() as conn:
             await conn.executemany(
@@ -298,23 +302,33 @@ class PostgresStore:
             )
         return [(row["day"], row["count"]) for row in rows]
 
-    async def reserve_quota(self, user_id: int, month: str, limit: int) -> QuotaReservation:
+    async def reserve_quota(
+        self, user_id: int, month: str, limit: int, key_id: int
+    ) -> QuotaReservation:
         async with self._connection() as conn:
-            if limit > 0:
-                used = await conn.fetchval(
-                    "INSERT INTO quota_months (user_id, month, used) VALUES ($1, $2, 1)"
-                    " ON CONFLICT (user_id, month) DO UPDATE SET used = quota_months.used + 1"
-                    " WHERE quota_months.used < $3 RETURNING used",
-                    user_id,
-                    month,
-                    limit,
-                )
-                if used is not None:
-                    return QuotaReservation(granted=True, used=used)
+            # One statement checks the key still exists and counts: a deleted key is refused
+            # at once, whatever any process has cached.
             used = await conn.fetchval(
-                "SELECT used FROM quota_months WHERE user_id = $1 AND month = $2", user_id, month
+                "INSERT INTO quota_months (user_id, month, used)"
+                " SELECT $1, $2, 1 WHERE $3 > 0 AND EXISTS"
+                " (SELECT 1 FROM api_keys WHERE id = $4 AND user_id = $1)"
+                " ON CONFLICT (user_id, month) DO UPDATE SET used = quota_months.used + 1"
+                " WHERE quota_months.used < $3 RETURNING used",
+                user_id,
+                month,
+                limit,
+                key_id,
             )
-        return QuotaReservation(granted=False, used=used or 0)
+            if used is not None:
+                return QuotaReservation(granted=True, used=used)
+            row = await conn.fetchrow(
+                "SELECT EXISTS (SELECT 1 FROM api_keys WHERE id = $3 AND user_id = $1) AS key,"
+                " (SELECT used FROM quota_months WHERE user_id = $1 AND month = $2) AS used",
+                user_id,
+                month,
+                key_id,
+            )
+        return QuotaReservation(granted=False, used=row["used"] or 0, key_exists=row["key"])
 
     async def release_quota(self, user_id: int, month: str) -> None:
         async with self._connection() as conn:

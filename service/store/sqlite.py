@@ -257,6 +257,17 @@ class SqliteStore:
 
         return await self._run(find)
 
+    async def api_key_exists(self, key_id: int) -> bool:
+        def exists() -> bool:
+            row = (
+                self._connection()
+                .execute("SELECT 1 FROM api_keys WHERE id = ?", (key_id,))
+                .fetchone()
+            )
+            return row is not None
+
+        return await self._run(exists)
+
     async def touch_api_keys(self, last_used: Mapping[int, datetime]) -> None:
         rows = [(when.isoformat(), key_id) for key_id, when in last_used.items()]
 
@@ -336,8 +347,17 @@ class SqliteStore:
 
         return await self._run(usage)
 
-    async def reserve_quota(self, user_id: int, month: str, limit: int) -> QuotaReservation:
+    async def reserve_quota(
+        self, user_id: int, month: str, limit: int, key_id: int
+    ) -> QuotaReservation:
         def reserve(conn: sqlite3.Connection) -> QuotaReservation:
+            # The key is checked in the same transaction as the count: a deleted key is refused
+            # at once, whatever any process has cached.
+            key = conn.execute(
+                "SELECT 1 FROM api_keys WHERE id = ? AND user_id = ?", (key_id, user_id)
+            ).fetchone()
+            if key is None:
+                return QuotaReservation(granted=False, used=0, key_exists=False)
             row = conn.execute(
                 "SELECT used FROM quota_months WHERE user_id = ? AND month = ?", (user_id, month)
             ).fetchone()

@@ -12,15 +12,16 @@ from pathlib import Path
 import httpx
 import pytest
 
-from loadtests import measure, orthanc, report, targets
+from loadtests import measure, orthanc, report, targets, wrk
 from loadtests.inputs import ct_series, small_ct
-from loadtests.server import BenchServer
+from loadtests.server import BenchServer, register_developer
 from tests.support import PG_ADMIN_URL, REDIS_TEST_URL
 
 REPO = Path(__file__).resolve().parents[2]
 SMOKE_CASES = "ct-series-png,ct-series-jpeg,small-ct-png,small-ct-rate"
 MODES = ("baseline", "pipeline in-process", "http 1 client", "http 2 clients")
 HAS_ORTHANC = orthanc.find_binary() is not None
+HAS_WRK = wrk.find_binary() is not None
 SPREAD = ("p50", "p99", "max")
 
 
@@ -127,6 +128,108 @@ async def test_orthanc_rate_request_uploads_then_fetches_frame_zero() -> None:
     assert send.statuses == {"Success": 1, "AlreadyStored": 1}
 
 
+# wrk 4.1's summary with --latency (a run answered 401), then the scripts' done() JSON line.
+WRK_TEXT = """Running 1s test @ http://127.0.0.1:47319/api/dicom/read/file/
+  1 threads and 16 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     4.99ms   15.95ms   1.53s    94.90%
+    Req/Sec    15.60k     7.12k   24.29k    70.00%
+  Latency Distribution
+     50%  683.00us
+     75%    2.28ms
+     90%    8.57ms
+     99%    1.02s
+  15493 requests in 1.00m, 3.93MB read
+  Socket errors: connect 1, read 2, write 3, timeout 4
+  Non-2xx or 3xx responses: 15493
+Requests/sec:  15486.08
+Transfer/sec:      3.93MB
+"""
+WRK_JSON = (
+    'WRK_JSON {"requests": 15493.000, "duration_us": 1000447.000, "bytes": 4121138.000, '
+    '"errors": {"connect": 0.000, "read": 0.000, "write": 0.000, "status": 15493.000, '
+    '"timeout": 0.000}, "latency_us": {"min": 61.000, "max": 152973.000, "mean": 4987.079, '
+    '"percentiles": {"50": 683.000, "75": 2275.000, "90": 8570.000, "99": 97952.000, '
+    '"99.9": 146775.000}}}\n'
+)
+
+
+def test_wrk_text_summary_is_parsed() -> None:
+    summary = wrk.parse_summary_text(WRK_TEXT)
+    assert summary.source == "text" and summary.requests == 15493
+    assert summary.duration_s == pytest.approx(60.0)  # "1.00m"
+    assert summary.bytes_read == round(3.93 * 1024**2)
+    assert summary.latency_ms == pytest.approx(
+        {"50": 0.683, "75": 2.28, "90": 8.57, "99": 1020.0, "max": 1530.0}
+    )
+    assert summary.errors == {"connect": 1, "read": 2, "write": 3, "timeout": 4, "status": 15493}
+    assert summary.socket_errors == 10 and summary.non_2xx == 15493
+    clean = wrk.parse_summary_text(WRK_TEXT.replace("  Socket errors", "  #").replace("Non", "#"))
+    assert clean.socket_errors == 0 and clean.non_2xx == 0
+    with pytest.raises(ValueError, match="no wrk summary"):
+        wrk.parse_summary_text("wrk: connection refused\n")
+
+
+def test_wrk_done_json_is_preferred_to_the_text() -> None:
+    summary = wrk.parse_output(WRK_TEXT + WRK_JSON)
+    assert summary.source == "json" and summary.requests == 15493
+    assert summary.duration_s == pytest.approx(1.000447)
+    assert summary.requests_per_s == pytest.approx(15493 / 1.000447)
+    assert summary.latency_ms["50"] == pytest.approx(0.683)
+    assert summary.latency_ms["99.9"] == pytest.approx(146.775)
+    assert summary.latency_ms["max"] == pytest.approx(152.973)
+    assert summary.non_2xx == 15493 and summary.socket_errors == 0
+    assert wrk.parse_output(WRK_TEXT).source == "text"  # no done() line: wrk's own summary
+    assert wrk.parse_json_line(WRK_TEXT) is None
+
+
+def test_wrk_scripts_carry_done_and_the_requests() -> None:
+    for script in (wrk.DICOM_API_SCRIPT, wrk.ORTHANC_SCRIPT):
+        assert "function done(" in script and wrk.JSON_MARK in script
+        assert "function init(args)" in script and "function request()" in script
+    assert '"/frames/0/rendered"' in wrk.ORTHANC_SCRIPT and "image/png" in wrk.ORTHANC_SCRIPT
+    assert "application/dicom" in wrk.ORTHANC_SCRIPT
+
+
+def test_rate_targets_prefer_the_wrk_runs() -> None:
+    python_run, wrk_run = _rate(300.0, {}), _rate(1500.0, {})
+    python_run.server_cpu_ms_per_request, wrk_run.server_cpu_ms_per_request = 2.0, 1.2
+    result = report.Report(
+        rate=python_run,
+        orthanc_rate=_rate(250.0, {}),
+        wrk_rate=wrk_run,
+        orthanc_wrk_rate=_rate(500.0, {}),
+    )
+    judged = {t.name: (t.met, t.measured) for t in targets.evaluate(result)}
+    assert judged["small-ct request rate"] == (True, "1.200 ms (under wrk)")
+    assert judged["small-ct request rate vs Orthanc"] == (True, "3.00x (same generator: wrk)")
+    printed = report.text(result)
+    assert "dicom-api / Orthanc request rate: 1.20x" in printed
+    assert "dicom-api / Orthanc request rate (both driven by wrk): 3.00x" in printed
+    result.wrk_rate = result.orthanc_wrk_rate = None  # no wrk: the Python runs are judged
+    judged = {t.name: (t.met, t.measured) for t in targets.evaluate(result)}
+    assert judged["small-ct request rate"] == (False, "2.000 ms (Python generator)")
+    assert judged["small-ct request rate vs Orthanc"] == (False, "1.20x (same generator: Python)")
+
+
+@pytest.mark.slow
+def test_short_wrk_run_against_dicom_api() -> None:
+    """With wrk: 1 s against a real server, no errors. Without: the canned output is parsed."""
+    if not HAS_WRK:
+        summary = wrk.parse_output(WRK_TEXT.replace("Non-2xx", "#"))
+        assert summary.requests > 0 and summary.non_2xx == 0 and summary.source == "text"
+        return
+    with BenchServer(workers=1) as server:
+        dev = register_developer(server.url)
+        rate = wrk.dicom_api_rate(
+            server.url, small_ct(64), dev.key_header(), server.worker_processes, 1.0, 4, 0.0
+        )
+    assert rate.requests > 0 and rate.errors == 0 and rate.requests_per_s > 0
+    assert rate.detail["non-2xx/3xx"] == 0 and not any(rate.detail["socket errors"].values())
+    assert rate.p99_ms >= rate.p50_ms > 0 and rate.server_cpu_ms_per_request > 0
+    assert rate.client_cpu_ms_per_request >= 0 and rate.wall_s > 0
+
+
 def _check_rate(rate: dict[str, object]) -> None:
     """A dicom-api rate run: served requests, every one with auth/quota Server-Timing."""
     assert rate["requests"] > 0 and rate["errors"] == 0
@@ -164,6 +267,11 @@ def test_bench_smoke_run_produces_every_row(tmp_path: Path) -> None:
     _check_rate(data["rate"])
     assert data["rate"]["server_cpu_ms_per_request"] > 0
     _check_health(data["health"])
+    if HAS_WRK:
+        assert data["wrk_rate"]["requests"] > 0 and data["wrk_rate"]["errors"] == 0
+        assert "(both driven by wrk)" in result.stdout or not HAS_ORTHANC
+    else:
+        assert data["wrk_rate"] is None and any("wrk is not on PATH" in n for n in data["notes"])
     if HAS_ORTHANC:
         peer = data["orthanc_rate"]
         assert peer["requests"] > 0 and peer["errors"] == 0 and not peer["server_timing"]

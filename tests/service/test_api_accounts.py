@@ -273,8 +273,6 @@ def test_unknown_routes_and_methods_are_problems(client: httpx.Client) -> None:
 
 def test_oversized_bodies_on_json_routes_are_413(client: httpx.Client) -> None:
     big = b'{"email": "' + b"a" * 200_000 + b'"}'
-    response = client.post(
-        "/api/token/", content=big, headers={"content-type": "application/json"}
-    )
+    response = client.post("/api/token/", content=big, headers={"content-type": "application/json"})
     assert_problem(response, 413)
     assert client.get("/health").status_code == 200

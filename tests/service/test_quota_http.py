@@ -137,3 +137,24 @@ async def _concurrent_uploads(url: str, key: str, count: int) -> list[int]:
             return response.status_code
 
         return list(await asyncio.gather(*(one() for _ in range(count))))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_a_deleted_key_stops_working_on_every_worker_at_once(
+    backend: str, tmp_path_factory, pg_url: str, redis_prefix: str
+) -> None:
+    data_dir = tmp_path_factory.mktemp(f"revocation-{backend}")
+    server = ServerProcess(backend_env(backend, data_dir, pg_url, redis_prefix), workers=2).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            tokens, key = developer_with_key(client)
+        # Enough concurrent requests that both workers authenticate (and cache) the key.
+        assert set(asyncio.run(_concurrent_uploads(server.url, key, 20))) == {200}
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            [entry] = client.get("/api-keys/", headers=bearer(tokens)).json()
+            deleted = client.delete(f"/api-keys/delete/{entry['id']}/", headers=bearer(tokens))
+            assert deleted.status_code == 204
+        assert set(asyncio.run(_concurrent_uploads(server.url, key, 20))) == {401}
+    finally:
+        server.stop()

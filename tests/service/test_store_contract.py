@@ -138,14 +138,35 @@ async def test_usage_accumulates_per_day(store: AccountStore) -> None:
 
 async def test_quota_reservation_is_exact_under_concurrency(store: AccountStore) -> None:
     user_id = await new_user(store)
+    key_id = (await store.create_api_key(user_id, "k", uuid.uuid4().hex[:8], "h" * 64)).id
     results = await asyncio.gather(
-        *(store.reserve_quota(user_id, "2026-11", 50) for _ in range(80))
+        *(store.reserve_quota(user_id, "2026-11", 50, key_id) for _ in range(80))
     )
     assert sum(r.granted for r in results) == 50
     assert max(r.used for r in results) == 50
     await store.release_quota(user_id, "2026-11")
-    again = await store.reserve_quota(user_id, "2026-11", 50)
+    again = await store.reserve_quota(user_id, "2026-11", 50, key_id)
     assert again.granted and again.used == 50
     # Months are separate, and a zero quota grants nothing.
-    assert (await store.reserve_quota(user_id, "2026-12", 50)).used == 1
-    assert not (await store.reserve_quota(user_id, "2027-01", 0)).granted
+    assert (await store.reserve_quota(user_id, "2026-12", 50, key_id)).used == 1
+    assert not (await store.reserve_quota(user_id, "2027-01", 0, key_id)).granted
+
+
+async def test_quota_reservation_checks_the_key(store: AccountStore) -> None:
+    alice, bob = await new_user(store), await new_user(store)
+    key = await store.create_api_key(alice, "k", uuid.uuid4().hex[:8], "h" * 64)
+    assert await store.api_key_exists(key.id)
+    assert (await store.reserve_quota(alice, "2026-11", 5, key.id)).granted
+    refused = await store.reserve_quota(bob, "2026-11", 5, key.id)  # not Bob's key
+    assert not refused.granted and not refused.key_exists
+    assert await store.delete_api_key(alice, key.id)
+    assert not await store.api_key_exists(key.id)
+    gone = await store.reserve_quota(alice, "2026-11", 5, key.id)
+    assert not gone.granted and not gone.key_exists
+    over = await store.reserve_quota(
+        alice,
+        "2026-11",
+        0,
+        (await store.create_api_key(alice, "k2", uuid.uuid4().hex[:8], "h" * 64)).id,
+    )
+    assert not over.granted and over.key_exists
