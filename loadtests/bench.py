@@ -14,6 +14,10 @@ small uploads over 16 connections and reports latency percentiles, the server's 
 request (CPU seconds of the worker processes, from psutil, over requests served) and the
 p50/p99/max of every ``Server-Timing`` metric (``auth``, ``quota``, ``auth+quota``, ...); with
 ``--orthanc`` the same load generator drives Orthanc (upload + PNG of frame 0 per request).
+That generator is Python and costs about a core itself; when ``wrk`` is on PATH the case also
+drives both servers with ``wrk -t1 -c16`` for ``--wrk-seconds`` (``loadtests.wrk``; Orthanc's
+rate counts upload + fetch pairs), and the CPU-per-request and rate-vs-Orthanc targets are
+judged on the wrk numbers (without wrk: on the Python generator's, with a note).
 With ``ct-series-png`` over HTTP, a separate one-worker server serves ``--probe-uploads``
 sequential uploads while a thread GETs ``/health`` every 10 ms (event-loop responsiveness).
 """
@@ -29,11 +33,11 @@ from pathlib import Path
 
 import httpx
 
-from loadtests import client, inputs, measure, orthanc, probe, rates, targets
+from loadtests import client, inputs, measure, orthanc, probe, rates, targets, wrk
 from loadtests.inprocess import baseline_row, pipeline_row, row_from_seconds
 from loadtests.inputs import BenchInput
 from loadtests.rates import RATE_CASE, RateBudget
-from loadtests.report import HTTP_ONE, ORTHANC, Report, Row, text, write_json
+from loadtests.report import HTTP_ONE, ORTHANC, RateResult, Report, Row, text, write_json
 from loadtests.server import Backend, BenchServer, Developer, register_developer
 
 
@@ -97,6 +101,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rate-requests", type=int, default=3000)
     parser.add_argument("--rate-seconds", type=float, default=30.0)
     parser.add_argument(
+        "--wrk-seconds", type=float, default=10.0, help="wrk run length per server (default 10)"
+    )
+    parser.add_argument("--no-wrk", action="store_true", help="skip the wrk runs")
+    parser.add_argument(
         "--probe-uploads",
         type=int,
         default=5,
@@ -107,6 +115,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.cases = _selected_cases(args.cases, parser)
     if args.smoke:
         args.repeat, args.rate_requests, args.rate_seconds = 1, 48, 10.0
+        args.wrk_seconds = min(args.wrk_seconds, 2.0)
         args.probe_uploads = 1
     args.clients = args.clients or args.workers
     return args
@@ -238,6 +247,11 @@ def run_http(
                     rate_budget(args),
                     unloaded_requests=min(args.rate_requests, 300),
                 )
+                if use_wrk(args):
+                    item = items["small-ct"]
+                    attempt_rate(
+                        report, "wrk_rate", "dicom-api", wrk_dicom_api, server, dev, item, args
+                    )
     except (RuntimeError, OSError, httpx.HTTPError) as exc:
         report.failures.append(f"HTTP rows stopped: {exc}\n{server.log()}")
 
@@ -286,8 +300,52 @@ def run_orthanc(
                     "Orthanc rate: every request re-uploads the same SOP instance; Orthanc stores "
                     "it once and then answers AlreadyStored (parsed, not rewritten): measured as is"
                 )
+                if use_wrk(args):
+                    item = items["small-ct"]
+                    attempt_rate(
+                        report, "orthanc_wrk_rate", "Orthanc", wrk_orthanc, peer, item, args
+                    )
     except (RuntimeError, OSError, httpx.HTTPError) as exc:
         report.notes.append(f"Orthanc could not run: {exc}")
+
+
+def use_wrk(args: argparse.Namespace) -> bool:
+    """Whether the rate case also runs under wrk (installed and not turned off)."""
+    return not args.no_wrk and wrk.find_binary() is not None
+
+
+def attempt_rate(
+    report: Report, field: str, label: str, measure_rate: Callable[..., RateResult], *args: object
+) -> None:
+    """Set ``report.<field>`` to ``measure_rate(*args)``; a failure is recorded, not raised."""
+    try:
+        setattr(report, field, measure_rate(*args))
+    except (RuntimeError, OSError, ValueError, httpx.HTTPError) as exc:
+        report.failures.append(f"{RATE_CASE} wrk ({label}): {type(exc).__name__}: {exc}")
+        progress(f"{RATE_CASE} wrk ({label}) FAILED: {exc}")
+
+
+def wrk_dicom_api(
+    server: BenchServer, dev: Developer, item: BenchInput, args: argparse.Namespace
+) -> RateResult:
+    """dicom-api's small-CT rate with wrk as the load generator."""
+    progress(f"{RATE_CASE}: wrk -t1 -c{args.rate_connections} against dicom-api")
+    return wrk.dicom_api_rate(
+        server.url,
+        item,
+        dev.key_header(),
+        server.worker_processes,
+        args.wrk_seconds,
+        args.rate_connections,
+    )
+
+
+def wrk_orthanc(
+    peer: orthanc.OrthancPeer, item: BenchInput, args: argparse.Namespace
+) -> RateResult:
+    """Orthanc's upload + rendered fetch pairs with wrk as the load generator."""
+    progress(f"{RATE_CASE}: wrk -t1 -c{args.rate_connections} against Orthanc")
+    return wrk.orthanc_rate(peer.url, item, peer.processes, args.wrk_seconds, args.rate_connections)
 
 
 def orthanc_row(
@@ -315,6 +373,30 @@ def orthanc_row(
     )
 
 
+def wrk_notes(args: argparse.Namespace, report: Report) -> None:
+    """Say which generator the request-rate targets were judged on, and flag peer errors."""
+    if args.no_wrk:
+        report.notes.append("--no-wrk: the request-rate targets use the Python generator's runs")
+    elif wrk.find_binary() is None:
+        report.notes.append(
+            "wrk is not on PATH (apt-get install -y wrk): the request-rate targets use the Python "
+            "generator's runs, which keep about one core busy themselves (client-bound)"
+        )
+    elif report.wrk_rate is not None:
+        report.notes.append(
+            "wrk runs: the CPU-per-request and rate-vs-Orthanc targets use them; the Python "
+            "generator's runs above give the Server-Timing percentiles"
+        )
+    peer = report.orthanc_wrk_rate
+    if peer is not None and peer.errors:
+        report.notes.append(
+            f"Orthanc under wrk answered {peer.errors} of {peer.detail.get('wrk HTTP requests')} "
+            "HTTP requests with an error status (in this project's runs Orthanc 1.10 logged "
+            "'Error while accessing the filesystem' 500s under concurrent re-uploads of one "
+            "instance): counted as errors, not retried"
+        )
+
+
 def progress(message: str) -> None:
     """Progress goes to stderr so that stdout holds only the report."""
     print(f"[bench] {message}", file=sys.stderr, flush=True)
@@ -336,6 +418,8 @@ def main(argv: list[str] | None = None) -> int:
             run_health_probe(items["ct-series"], args, report)
     if args.orthanc:
         run_orthanc(cases, items, args, report)
+    if with_rate and "small-ct" in items:
+        wrk_notes(args, report)
     report.rows.sort(key=lambda row: list(CASES).index(row.case))
     report.add_ratios()
     if args.smoke:

@@ -103,6 +103,8 @@ class Report:
     rows: list[Row] = field(default_factory=list)
     rate: RateResult | None = None
     orthanc_rate: RateResult | None = None
+    wrk_rate: RateResult | None = None  # dicom-api driven by wrk (see loadtests.wrk)
+    orthanc_wrk_rate: RateResult | None = None  # Orthanc upload + fetch pairs driven by wrk
     health: ProbeResult | None = None
     targets: list[Target] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -115,9 +117,11 @@ class Report:
 
     def rate_ratio(self) -> float | None:
         """dicom-api's small-CT request rate over Orthanc's, when both were measured."""
-        if self.rate is None or self.orthanc_rate is None or self.orthanc_rate.requests_per_s <= 0:
-            return None
-        return self.rate.requests_per_s / self.orthanc_rate.requests_per_s
+        return _ratio(self.rate, self.orthanc_rate)
+
+    def wrk_rate_ratio(self) -> float | None:
+        """The same ratio with both servers driven by wrk, when both were measured."""
+        return _ratio(self.wrk_rate, self.orthanc_wrk_rate)
 
     def add_ratios(self) -> None:
         """Fill ``speedup`` and ``bytes_ratio`` of every row against its case's baseline."""
@@ -130,6 +134,12 @@ class Report:
                 row.speedup = base.median_ms / effective_ms
             if base.out_bytes > 0:
                 row.bytes_ratio = row.out_bytes / base.out_bytes
+
+
+def _ratio(ours: RateResult | None, peer: RateResult | None) -> float | None:
+    if ours is None or peer is None or peer.requests_per_s <= 0:
+        return None
+    return ours.requests_per_s / peer.requests_per_s
 
 
 def machine_facts() -> dict[str, Any]:
@@ -267,6 +277,13 @@ def text(report: Report) -> str:
     ratio = report.rate_ratio()
     if ratio is not None:
         out.append(f"  dicom-api / Orthanc request rate: {ratio:.2f}x")
+    for rate in (report.wrk_rate, report.orthanc_wrk_rate):
+        if rate is not None:
+            out.append("")
+            out.extend(rate_lines(rate))
+    ratio = report.wrk_rate_ratio()
+    if ratio is not None:
+        out.append(f"  dicom-api / Orthanc request rate (both driven by wrk): {ratio:.2f}x")
     if report.health is not None:
         out.append("\n" + probe_line(report.health))
     if report.targets:
