@@ -65,13 +65,19 @@ def _skip(frame: np.ndarray, p: DisplayParams) -> bool:
 def _grey_renderer(
     params: list[DisplayParams], frames: list[np.ndarray]
 ) -> Callable[[int], np.ndarray]:
-    # One LUT per distinct pipeline and pixel type, shared by every frame that uses it.
+    # One LUT per distinct pipeline and pixel type, shared by every frame that uses it, when
+    # those frames have more pixels than the table has entries (else direct computation wins).
+    pixels: dict[tuple[object, ...], int] = {}
+    for p, frame in zip(params, frames, strict=True):
+        if not _skip(frame, p):
+            key = (p.key, frame.dtype.str)
+            pixels[key] = pixels.get(key, 0) + frame.size
     luts: dict[tuple[object, ...], np.ndarray] = {}
     for p, frame in zip(params, frames, strict=True):
-        domain = window.lut_domain(frame.dtype)
         key = (p.key, frame.dtype.str)
-        if domain is not None and key not in luts and not _skip(frame, p):
-            luts[key] = window.build_lut(p, *domain)
+        domain = window.lut_domain(frame.dtype)
+        if key in pixels and key not in luts and window.lut_pays(frame.dtype, pixels[key]):
+            luts[key] = window.build_lut(p, *domain)  # type: ignore[misc]
 
     def one(k: int) -> np.ndarray:
         frame, p = frames[k], params[k]

@@ -238,17 +238,28 @@ def build_lut(params: DisplayParams, lo: int, n: int) -> np.ndarray:
     return _build_lut(lo, n, *params.args())
 
 
+def lut_pays(dtype: np.dtype, pixels: int) -> bool:
+    """Whether tabulating every value of `dtype` costs less than computing `pixels` directly:
+    a 16-bit table has 65536 entries, more work than a small image's own pixels."""
+    domain = lut_domain(dtype)
+    return domain is not None and pixels >= domain[1]
+
+
 def render_grey(
     frame: np.ndarray, params: DisplayParams, lut: np.ndarray | None = None
 ) -> np.ndarray:
-    """Render one greyscale frame to uint8 in one pass (PS3.3 C.11.1, C.11.2, C.7.6.3.1.2)."""
+    """Render one greyscale frame to uint8 in one pass (PS3.3 C.11.1, C.11.2, C.7.6.3.1.2).
+
+    With `lut` (from :func:`build_lut` over the dtype's whole domain) each pixel is one lookup;
+    without, the table is built here when it pays, else every pixel is computed directly.
+    """
     src = np.ascontiguousarray(frame)
     out = np.empty(src.shape, dtype=np.uint8)
     flat_in, flat_out = src.reshape(-1), out.reshape(-1)
     domain = lut_domain(src.dtype)
-    if domain is not None:
-        if lut is None:
-            lut = build_lut(params, *domain)
+    if domain is not None and lut is None and lut_pays(src.dtype, src.size):
+        lut = build_lut(params, *domain)
+    if domain is not None and lut is not None:
         _gather(flat_in, lut, -domain[0], flat_out)
     else:
         _direct(flat_in, flat_out, *params.args())

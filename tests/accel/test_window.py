@@ -129,15 +129,19 @@ def test_width_one_linear_is_a_threshold():
     assert out.tolist() == [[0, 0, 255]]  # x <= c - 0.5 -> 0, else 255
 
 
-def test_direct_kernel_matches_lut_kernel():
+@pytest.mark.parametrize("size", [40, 300])  # 40x40 is computed directly, 300x300 via a LUT
+def test_direct_kernel_matches_lut_kernel(size):
     rng = np.random.default_rng(3)
-    ints = rng.integers(-3000, 3000, size=(40, 40)).astype(np.int16)
+    ints = rng.integers(-3000, 3000, size=(size, size)).astype(np.int16)
     p = DisplayParams(ModalityKind.RESCALE, 1.5, -7.0, voi=VoiKind.SIGMOID, center=5, width=900)
-    via_lut = window.render_grey(ints, p)
+    assert window.lut_pays(ints.dtype, ints.size) == (size == 300)
+    chosen = window.render_grey(ints, p)
+    via_lut = window.render_grey(ints, p, window.build_lut(p, *window.lut_domain(ints.dtype)))
     direct = window.render_grey(ints.astype(np.int32), p)
     as_float = window.render_grey(ints.astype(np.float32), p)
     assert np.array_equal(via_lut, direct)
     assert np.array_equal(via_lut, as_float)
+    assert np.array_equal(via_lut, chosen)
 
 
 def test_float_nan_renders_black():
