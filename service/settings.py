@@ -31,6 +31,7 @@ class Settings:
     max_zip_total_bytes: int = 1024 * 1024 * 1024
     max_zip_ratio: int = 100
     render_threads: int = 2
+    inline_pixel_bytes: int = 128 * 1024
     db_pool_size: int = 10
 
     @property
@@ -57,6 +58,7 @@ _INT_SETTINGS: dict[str, tuple[str, int, int]] = {
     "DICOM_API_MAX_ZIP_TOTAL_BYTES": ("max_zip_total_bytes", 1024, 256 * 1024**3),
     "DICOM_API_MAX_ZIP_RATIO": ("max_zip_ratio", 1, 10_000),
     "DICOM_API_RENDER_THREADS": ("render_threads", 1, 256),
+    "DICOM_API_INLINE_PIXEL_BYTES": ("inline_pixel_bytes", 0, 16 * 1024 * 1024),
     "DICOM_API_DB_POOL_SIZE": ("db_pool_size", 1, 1000),
 }
 

@@ -250,3 +250,21 @@ def test_refused_large_uploads_still_get_their_answer(api) -> None:
     assert_problem(response, 401)
     response = client.post(ENDPOINT, files={"file": ("big.dcm", big)})
     assert_problem(response, 401)
+
+
+def test_only_small_single_images_render_inline() -> None:
+    from service.api.dicom import renders_inline
+    from service.dicom import UploadLimits, read_upload
+
+    limit = 128 * 1024
+    small = read_upload("s.dcm", tiny_dicom(rows=64, columns=64), UploadLimits())
+    large = read_upload("l.dcm", tiny_dicom(rows=512, columns=512), UploadLimits())
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("a.dcm", tiny_dicom())
+        archive.writestr("b.dcm", tiny_dicom())
+    several = read_upload("z.zip", buffer.getvalue(), UploadLimits())
+    assert renders_inline(small, limit)
+    assert not renders_inline(large, limit)  # 512 KiB of pixels: the render pool
+    assert not renders_inline(several, limit)
+    assert not renders_inline(small, 0)
