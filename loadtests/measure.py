@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -75,6 +76,18 @@ def timed(function: Callable[[], object], repeat: int) -> tuple[list[float], obj
         result = function()
         seconds.append(time.perf_counter() - start)
     return seconds, result
+
+
+def terminate(process: subprocess.Popen[bytes] | None, timeout: float = 30) -> None:
+    """Stop a child process politely (SIGTERM), then firmly (SIGKILL) if it will not go."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def cpu_seconds(processes: list[psutil.Process]) -> float:

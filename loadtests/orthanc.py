@@ -27,6 +27,7 @@ from pathlib import Path
 import httpx
 import psutil
 
+from loadtests import measure
 from loadtests.client import Connection
 from loadtests.inputs import BenchInput
 from loadtests.server import free_port
@@ -119,13 +120,7 @@ class OrthancPeer:
 
     def stop(self) -> None:
         """Stop Orthanc and delete its storage."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        measure.terminate(self.process)
         if self._tempdir is not None:
             self._tempdir.cleanup()
             self._tempdir = None

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import psutil
 
+from loadtests import measure
 from loadtests.inputs import CHECKOUT
 
 PG_ADMIN_URL = os.environ.get("DICOM_API_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -190,13 +191,7 @@ class BenchServer:
 
     def stop(self) -> None:
         """Terminate the server, wait for it, and remove its data and backend."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        measure.terminate(self.process)
         self.backend.teardown()
         if self._tempdir is not None:
             self._tempdir.cleanup()
