@@ -15,15 +15,16 @@ PIXEL_DATA = 0x7FE00010
 MAX_DEPTH = 8
 BULK_PREVIEW = 9
 TOO_DEEP = "<sequence nested too deeply>"
+BUFFERS = (bytes, bytearray, memoryview)
 
 
-def summarise_bulk(value: bytes) -> str:
+def summarise_bulk(value: bytes | bytearray | memoryview) -> str:
     """The first 9 bytes as a Python bytes literal followed by '.....' (the spec's PixelData)."""
-    if not value:
+    if not len(value):
         return ""
     if len(value) > BULK_PREVIEW:
-        return repr(value[:BULK_PREVIEW])[:-1] + "....."
-    return repr(value)
+        return repr(bytes(value[:BULK_PREVIEW]))[:-1] + "....."
+    return repr(bytes(value))
 
 
 def _is_bulk(tag: int, vr: str | None) -> bool:
@@ -50,8 +51,8 @@ def _render_value(ds: Dataset, tag: int, depth: int) -> Any:
     try:
         raw = ds.get_item(tag, keep_deferred=True)
         vr = getattr(raw, "VR", None)
-        if _is_bulk(tag, vr) and isinstance(raw.value, bytes | bytearray):
-            return summarise_bulk(bytes(raw.value))
+        if _is_bulk(tag, vr) and isinstance(raw.value, BUFFERS):
+            return summarise_bulk(raw.value)
         elem = ds[tag]
         value = elem.value
         if elem.VR == "SQ" or isinstance(value, DicomSequence):
@@ -59,8 +60,8 @@ def _render_value(ds: Dataset, tag: int, depth: int) -> Any:
                 return TOO_DEEP
             return [_dataset_to_dict(item, depth + 1) for item in value]
         if _is_bulk(tag, elem.VR):
-            if isinstance(value, bytes | bytearray):
-                return summarise_bulk(bytes(value))
+            if isinstance(value, BUFFERS):
+                return summarise_bulk(value)
             return "" if value is None else str(value)
         if value is None:
             return ""

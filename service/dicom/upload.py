@@ -8,9 +8,12 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import pydicom
+from pydicom import config
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
     UID,
+    DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
@@ -22,6 +25,9 @@ from service.errors import PayloadTooLarge, UnprocessableContent, ValidationFail
 
 ACCEPTED = "must be a DICOM file (.dcm) or a .zip of DICOM files"
 _PIXEL_DATA_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # Pixel, Float and Double Float Pixel Data
+DEFER_BYTES = 1024 * 1024
+NATIVE_SYNTAXES = frozenset({ImplicitVRLittleEndian, ExplicitVRLittleEndian, ExplicitVRBigEndian})
+DEFLATED = frozenset({DeflatedExplicitVRLittleEndian})
 _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 
 
@@ -124,12 +130,23 @@ def _fill_transfer_syntax(ds: Dataset) -> None:
 
 
 def parse_dicom(data: Buffer) -> Dataset | None:
-    """The dataset if the bytes are a DICOM file (magic, or a forced read that looks real)."""
+    """The dataset if the bytes are a DICOM file (magic, or a forced read that looks real).
+
+    Elements over DEFER_BYTES are not copied by pydicom but taken from ``data`` afterwards: the
+    pixel data of an uncompressed file stays a view of the upload (no second copy of the pixel
+    volume), other large values become bytes of their own.
+    """
     if len(data) < 8:
         return None
     try:
         with BufferReader(data) as reader:
-            ds = pydicom.dcmread(reader, force=True)
+            ds = pydicom.dcmread(reader, force=True, defer_size=DEFER_BYTES)
+        if _transfer_syntax(ds) in DEFLATED:
+            # Offsets of a deflated file point into the inflated stream: read it whole instead.
+            with BufferReader(data) as reader:
+                ds = pydicom.dcmread(reader, force=True)
+        else:
+            _load_deferred(ds, memoryview(data).cast("B"))
     except Exception:
         # pydicom raises many types for garbage (and warnings, when they are errors in tests).
         return None
@@ -137,6 +154,28 @@ def parse_dicom(data: Buffer) -> Dataset | None:
         return None
     _fill_transfer_syntax(ds)
     return ds
+
+
+def _transfer_syntax(ds: Dataset) -> str:
+    meta = getattr(ds, "file_meta", None)
+    return str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
+
+
+def _load_deferred(ds: Dataset, view: memoryview) -> None:
+    """Give every element pydicom deferred its value from the upload (see parse_dicom)."""
+    native = _transfer_syntax(ds) in NATIVE_SYNTAXES or not _transfer_syntax(ds)
+    for tag in list(ds.keys()):
+        raw = ds.get_item(tag, keep_deferred=True)
+        if not isinstance(raw, RawDataElement) or raw.value is not None or raw.value_tell is None:
+            continue
+        value = view[raw.value_tell : raw.value_tell + raw.length]
+        if native and tag in _PIXEL_DATA_TAGS:
+            vr = raw.VR or "OW"
+            if " or " in vr:  # implicit VR: PS3.5 A.1 gives OW (OB for 8-bit and less)
+                vr = "OB" if int(ds.get("BitsAllocated", 16) or 16) <= 8 else "OW"
+            ds[tag] = DataElement(tag, vr, value, validation_mode=config.IGNORE)
+        else:
+            ds[tag] = raw._replace(value=bytes(value))
 
 
 def _is_dicomdir(ds: Dataset) -> bool:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from pydicom.dataset import Dataset
+from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ImplicitVRLittleEndian
 
 from service.dicom.archive import UploadLimits, declared_entry_count
@@ -281,3 +281,49 @@ def test_reading_from_a_view_leaves_no_reference_to_the_request_body() -> None:
     body.extend(b"\0")
     assert upload.instances[0].dataset.Rows == 16
     assert len(upload.instances[0].dataset.PixelData) == 16 * 16
+
+
+def _large_native_file(transfer_syntax: str) -> tuple[bytes, bytes]:
+    """A file with 2 MiB of 16-bit pixel data (over DEFER_BYTES), and those pixel bytes."""
+    from pydicom.uid import ExplicitVRBigEndian
+
+    ds = make_dataset(rows=1024, columns=1024)
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 16, 16, 15
+    pixels = bytes(range(256)) * (2 * 1024 * 1024 // 256)
+    ds.PixelData = pixels
+    ds["PixelData"].VR = "OW"
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = transfer_syntax
+    out = BytesIO()
+    little = transfer_syntax != ExplicitVRBigEndian
+    implicit = transfer_syntax == ImplicitVRLittleEndian
+    ds.save_as(out, implicit_vr=implicit, little_endian=little, enforce_file_format=True)
+    return out.getvalue(), pixels
+
+
+@pytest.mark.parametrize(
+    "syntax", ["1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2"]
+)
+def test_large_native_pixel_data_is_a_view_of_the_upload_not_a_copy(syntax: str) -> None:
+    data, pixels = _large_native_file(syntax)
+    body = bytearray(data)
+    upload = read_upload("big.dcm", memoryview(body), UploadLimits())
+    ds = upload.instances[0].dataset
+    assert isinstance(ds.PixelData, memoryview)
+    assert bytes(ds.PixelData) == pixels
+    assert ds["PixelData"].VR == "OW"
+    body[-1] ^= 0xFF  # the view sees the upload's own bytes
+    assert ds.PixelData[-1] == pixels[-1] ^ 0xFF
+    from service.dicom.metadata import extract_metadata
+
+    assert extract_metadata(ds, ["PixelData"])["PixelData"] == repr(pixels[:9])[:-1] + "....."
+
+
+def test_large_deflated_files_are_read_whole() -> None:
+    from pydicom.uid import DeflatedExplicitVRLittleEndian
+
+    data, pixels = _large_native_file(DeflatedExplicitVRLittleEndian)
+    ds = read_upload("big.dcm", data, UploadLimits()).instances[0].dataset
+    assert bytes(ds.PixelData) == pixels
