@@ -255,8 +255,9 @@ def parse_upload_body(
     filename, data, form = upload_parts(boundary, chunks)
     options = parse_read_options(form, query)
     upload = read_upload(filename, data, upload_limits(settings))
-    # The datasets hold their own copies of every element: free the request body before the
-    # pixels are decoded and rendered, so a large upload is not held twice.
+    # Drop this view of the request body: the body then lives only as long as the datasets
+    # use it (the pixel data of an uncompressed file is a view of it; everything else was
+    # copied), so a large upload is never held twice while it renders.
     data.release()
     del data
     return upload, options
