@@ -71,3 +71,14 @@ def test_mutated_files_give_a_response_or_a_client_error(seed: int) -> None:
                 outcomes["client error"] += 1
     assert sum(outcomes.values()) == ITERATIONS
     assert outcomes["ok"] > 0 and outcomes["client error"] > 0
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.9999])
+def test_truncated_large_files_are_a_422_naming_the_shortfall(keep: float) -> None:
+    # Large pixel data is taken from the upload after parsing (a deferred read): a file cut
+    # short must still be refused before decoding, not read past its end.
+    data = tiny_dicom(512, 512, frames=5)
+    with pytest.raises(ApiError) as info:
+        read_dicom("cut.dcm", data[: int(len(data) * keep)], ReadOptions(), Settings(), None)
+    assert info.value.status == 422
+    assert "expected 2621440" in info.value.detail
