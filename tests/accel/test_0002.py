@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -13,15 +12,15 @@ from pydicom.encaps import generate_frames
 
 import accel
 from tests.accel.helpers import decode_image, decode_png, gif_frames, psnr
+from tests.support import SAMPLE_0002, needs_sample
 
-PATH = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "0002.DCM"
 
-pytestmark = pytest.mark.skipif(not PATH.exists(), reason="../shared/data/0002.DCM not present")
+pytestmark = needs_sample
 
 
 @pytest.fixture(scope="module")
 def ds() -> pydicom.Dataset:
-    return pydicom.dcmread(PATH)
+    return pydicom.dcmread(SAMPLE_0002)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import warnings
 from io import BytesIO
-from pathlib import Path
 
 import orjson
 import pydicom
@@ -16,11 +15,9 @@ from service.dicom.archive import UploadLimits
 from service.dicom.metadata import MAX_DEPTH, TOO_DEEP, extract_metadata, summarise_bulk
 from service.dicom.upload import read_upload
 from tests.dicom.builders import SECRET_NAME, make_dataset, to_file_bytes
-from tests.support import SPEC_EXAMPLE
+from tests.support import SAMPLE_0002, SPEC_EXAMPLE, needs_sample
 
-SAMPLE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "0002.DCM"
-
-needs_sample = pytest.mark.skipif(not SAMPLE.exists(), reason="../shared/data/0002.DCM not present")
+SAMPLE = SAMPLE_0002
 
 
 @pytest.fixture(scope="module")

@@ -16,13 +16,16 @@ import simplejpeg
 from PIL import Image
 from pydicom.encaps import generate_frames
 
-from tests.support import SAMPLE_0002, SPEC_EXAMPLE, ServerProcess, developer_with_key, tiny_dicom
+from tests.support import (
+    SAMPLE_0002,
+    SPEC_EXAMPLE,
+    ServerProcess,
+    developer_with_key,
+    needs_sample,
+    tiny_dicom,
+)
 
 ENDPOINT = "/api/dicom/read/file/"
-
-needs_sample = pytest.mark.skipif(
-    not SAMPLE_0002.exists(), reason="../shared/data/0002.DCM not present"
-)
 
 
 @pytest.fixture(scope="module")
