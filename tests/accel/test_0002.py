@@ -14,7 +14,6 @@ import accel
 from tests.accel.helpers import decode_image, decode_png, gif_frames, psnr
 from tests.support import SAMPLE_0002, needs_sample
 
-
 pytestmark = needs_sample
 
 
