@@ -275,10 +275,11 @@ def read_upload_body(
     return render_upload(upload, options, settings, pool)
 
 
-def renders_inline(upload: Upload, pixel_bytes: int) -> bool:
+def renders_inline(upload: Upload, options: ReadOptions, pixel_bytes: int) -> bool:
     """Whether the upload is small enough to render on the event loop: a single DICOM file
-    (not a zip) whose decoded pixels are at most ``pixel_bytes``."""
-    if len(upload.instances) != 1 or upload.skipped:
+    (not a zip) whose decoded pixels are at most ``pixel_bytes``, not scaled to a viewport (which
+    could make its output arbitrarily large)."""
+    if len(upload.instances) != 1 or upload.skipped or options.viewport is not None:
         return False
     try:
         return pixel_volume_bytes(upload.instances[0].dataset) <= pixel_bytes
@@ -301,7 +302,7 @@ async def render_request(
     small_body = sum(len(chunk) for chunk in chunks) <= INLINE_BODY_BYTES
     if settings.inline_pixel_bytes and small_body and not _holds_zip(boundary, chunks):
         upload, options = parse_upload_body(boundary, chunks, query, settings)
-        if renders_inline(upload, settings.inline_pixel_bytes):
+        if renders_inline(upload, options, settings.inline_pixel_bytes):
             return render_upload(upload, options, settings, None)
         return await loop.run_in_executor(
             ctx.render_pool, render_upload, upload, options, settings, ctx.encode_pool

@@ -257,7 +257,7 @@ def test_refused_large_uploads_still_get_their_answer(api) -> None:
 
 def test_only_small_single_images_render_inline() -> None:
     from service.api.dicom import renders_inline
-    from service.dicom import UploadLimits, read_upload
+    from service.dicom import ReadOptions, UploadLimits, read_upload
 
     limit = 128 * 1024
     small = read_upload("s.dcm", tiny_dicom(rows=64, columns=64), UploadLimits())
@@ -267,7 +267,9 @@ def test_only_small_single_images_render_inline() -> None:
         archive.writestr("a.dcm", tiny_dicom())
         archive.writestr("b.dcm", tiny_dicom())
     several = read_upload("z.zip", buffer.getvalue(), UploadLimits())
-    assert renders_inline(small, limit)
-    assert not renders_inline(large, limit)  # 512 KiB of pixels: the render pool
-    assert not renders_inline(several, limit)
-    assert not renders_inline(small, 0)
+    plain, scaled = ReadOptions(), ReadOptions(viewport=(8192, 8192))
+    assert renders_inline(small, plain, limit)
+    assert not renders_inline(large, plain, limit)  # 512 KiB of pixels: the render pool
+    assert not renders_inline(several, plain, limit)
+    assert not renders_inline(small, scaled, limit)  # its output could be huge
+    assert not renders_inline(small, plain, 0)
