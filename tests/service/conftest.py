@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import redis.asyncio as aioredis
 
@@ -13,7 +14,7 @@ from service.quota.store_counter import StoreQuotaCounter
 from service.store.base import AccountStore
 from service.store.postgres import PostgresStore
 from service.store.sqlite import SqliteStore
-from tests.support import REDIS_TEST_URL
+from tests.support import REDIS_TEST_URL, ServerProcess, developer_with_key
 
 
 async def open_store(kind: str, tmp_path: Path, pg_url: str) -> AccountStore:
@@ -51,3 +52,11 @@ async def counter_and_store(
     yield counter, store
     await counter.close()  # type: ignore[attr-defined]
     await store.close()
+
+
+@pytest.fixture(scope="module")
+def api(server: ServerProcess) -> Iterator[tuple[httpx.Client, dict[str, str]]]:
+    """A client of the backend's server and the ApiKey header of a fresh developer."""
+    with httpx.Client(base_url=server.url, timeout=120) as client:
+        _, key = developer_with_key(client)
+        yield client, {"Authorization": f"ApiKey {key}"}

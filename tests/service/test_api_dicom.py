@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import io
 import zipfile
-from collections.abc import Iterator
 
 import httpx
 import numpy as np
@@ -19,21 +18,11 @@ from pydicom.encaps import generate_frames
 from tests.support import (
     SAMPLE_0002,
     SPEC_EXAMPLE,
-    ServerProcess,
-    developer_with_key,
     needs_sample,
     tiny_dicom,
 )
 
 ENDPOINT = "/api/dicom/read/file/"
-
-
-@pytest.fixture(scope="module")
-def api(server: ServerProcess) -> Iterator[tuple[httpx.Client, dict[str, str]]]:
-    """A client and the ApiKey header of a fresh developer."""
-    with httpx.Client(base_url=server.url, timeout=120) as client:
-        _, key = developer_with_key(client)
-        yield client, {"Authorization": f"ApiKey {key}"}
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Iterator
 
-import httpx
 import numpy as np
 import pydicom
 import pytest
@@ -18,16 +16,8 @@ from pydicom.uid import JPEGLosslessSV1, RLELossless
 from tests.accel.helpers import decode_png, expected_grey, make_ds, psnr, reread, rgb_image, to_u8
 from tests.accel.ljpeg import encode_lossless
 from tests.accel.test_render import ALL_LOSSLESS, _grey, _palette_ds
-from tests.support import ServerProcess, developer_with_key
 
 ENDPOINT = "/api/dicom/read/file/"
-
-
-@pytest.fixture(scope="module")
-def api(server: ServerProcess) -> Iterator[tuple[httpx.Client, dict[str, str]]]:
-    with httpx.Client(base_url=server.url, timeout=120) as client:
-        _, key = developer_with_key(client)
-        yield client, {"Authorization": f"ApiKey {key}"}
 
 
 def file_bytes(ds: pydicom.Dataset) -> bytes:
