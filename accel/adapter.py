@@ -15,6 +15,7 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
+from accel.dataset import DatasetLike
 from accel.decode import FrameSpec
 from accel.errors import UnsupportedImage
 from accel.window import DisplayParams, ModalityKind, VoiKind
@@ -38,7 +39,7 @@ _VOI_FUNCTIONS = {
 }
 
 
-def _int(ds: Dataset, keyword: str, default: int | None = None) -> int:
+def _int(ds: DatasetLike, keyword: str, default: int | None = None) -> int:
     try:
         value = ds.get(keyword, default)
     except Exception:  # a malformed value that pydicom fails to convert
@@ -53,7 +54,7 @@ def _int(ds: Dataset, keyword: str, default: int | None = None) -> int:
         raise UnsupportedImage(f"the attribute {keyword} is not an integer") from None
 
 
-def _transfer_syntax(ds: Dataset) -> str:
+def _transfer_syntax(ds: DatasetLike) -> str:
     uid = getattr(ds, "file_meta", Dataset()).get("TransferSyntaxUID")
     if uid:
         return str(uid)
@@ -63,7 +64,7 @@ def _transfer_syntax(ds: Dataset) -> str:
     return ExplicitVRBigEndian if little is False else ExplicitVRLittleEndian
 
 
-def frame_spec(ds: Dataset) -> FrameSpec:
+def frame_spec(ds: DatasetLike) -> FrameSpec:
     """Read the Image Pixel module (PS3.3 C.7.6.3) and check the combination is renderable."""
     photometric = str(ds.get("PhotometricInterpretation", "") or "").strip().upper()
     spp = _int(ds, "SamplesPerPixel")  # Type 1; pydicom's decoders need it too
@@ -97,7 +98,7 @@ def frame_spec(ds: Dataset) -> FrameSpec:
     return spec
 
 
-def _group_item(ds: Dataset, index: int, keyword: str) -> Dataset | None:
+def _group_item(ds: DatasetLike, index: int, keyword: str) -> Dataset | None:
     # PS3.3 C.7.6.16: a per-frame functional group overrides the shared one.
     for seq_kw, i in (
         ("PerFrameFunctionalGroupsSequence", index),
@@ -125,7 +126,7 @@ def _first(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _lut_values(ds: Dataset, item: Dataset) -> tuple[np.ndarray, int, int]:
+def _lut_values(ds: DatasetLike, item: Dataset) -> tuple[np.ndarray, int, int]:
     # LUT Descriptor (PS3.3 C.11.1.1.1, C.11.2.1.1): entries (0 means 65536), first value, bits.
     desc = [int(v) for v in item.LUTDescriptor]
     entries = desc[0] or 65536
@@ -148,7 +149,7 @@ _Voi = tuple[VoiKind, float, float, np.ndarray, int]
 _IDENTITY: _Modality = (ModalityKind.IDENTITY, 1.0, 0.0, np.zeros(1), 0)
 
 
-def _rescale(source: Dataset) -> _Modality | None:
+def _rescale(source: DatasetLike) -> _Modality | None:
     slope = _first(source.get("RescaleSlope"))
     intercept = _first(source.get("RescaleIntercept"))
     if slope is None and intercept is None:
@@ -160,15 +161,15 @@ def _rescale(source: Dataset) -> _Modality | None:
     return ModalityKind.RESCALE, slope, intercept, np.zeros(1), 0
 
 
-def _modality_top(ds: Dataset) -> _Modality:
+def _modality_top(ds: DatasetLike) -> _Modality:
     # PS3.3 C.11.1: a Modality LUT Sequence takes the place of Rescale Slope/Intercept.
     if ds.get("ModalityLUTSequence"):
-        table, first, _ = _lut_values(ds, ds.ModalityLUTSequence[0])
+        table, first, _ = _lut_values(ds, ds.get("ModalityLUTSequence")[0])
         return ModalityKind.TABLE, 1.0, 0.0, table, first
     return _rescale(ds) or _IDENTITY
 
 
-def _window(source: Dataset) -> _Voi | None:
+def _window(source: DatasetLike) -> _Voi | None:
     center = _first(source.get("WindowCenter"))
     width = _first(source.get("WindowWidth"))
     if center is None or width is None:
@@ -180,10 +181,10 @@ def _window(source: Dataset) -> _Voi | None:
     return kind, center, width, np.zeros(1), 0
 
 
-def _voi_top(ds: Dataset) -> _Voi | None:
+def _voi_top(ds: DatasetLike) -> _Voi | None:
     # Like pydicom's apply_voi_lut, the VOI LUT Sequence wins over a window when both exist.
     if ds.get("VOILUTSequence"):
-        lut = ds.VOILUTSequence[0]
+        lut = ds.get("VOILUTSequence")[0]
         if "LUTDescriptor" in lut and "LUTData" in lut:
             table, first, bits = _lut_values(ds, lut)
             scaled = np.clip(table * (255.0 / (2**bits - 1)), 0.0, 255.0)
@@ -204,7 +205,7 @@ def stored_range_params(bits_stored: int) -> tuple[float, float]:
 class _Reader:
     """Per-frame Modality/VOI lookup with the top-level values parsed once."""
 
-    def __init__(self, ds: Dataset) -> None:
+    def __init__(self, ds: DatasetLike) -> None:
         self.ds = ds
         self.modality = _modality_top(ds)
         self.voi = _voi_top(ds)
@@ -230,7 +231,7 @@ class _Reader:
 
 
 def display_params(
-    ds: Dataset,
+    ds: DatasetLike,
     spec: FrameSpec,
     indices: Sequence[int],
     window: tuple[float, float] | None,
@@ -274,14 +275,16 @@ def display_params(
     return out
 
 
-def modality_params(ds: Dataset, indices: Sequence[int]) -> list[DisplayParams]:
+def modality_params(ds: DatasetLike, indices: Sequence[int]) -> list[DisplayParams]:
     """Modality-only parameters per frame, used to find the modality value range."""
     reader = _Reader(ds)
     return [DisplayParams(*reader.frame_modality(i)) for i in indices]
 
 
-def palette_table(ds: Dataset) -> tuple[np.ndarray, int]:
+def palette_table(ds: DatasetLike) -> tuple[np.ndarray, int]:
     """Return the Palette Color LUT as ((N, 3) uint8, first value); PS3.3 C.7.6.3.1.5, C.7.9.2."""
+    if not isinstance(ds, Dataset):  # service.dicom.flat never admits palette colour
+        raise UnsupportedImage("a Palette Color image needs a pydicom Dataset")
     try:
         desc = [int(v) for v in ds.RedPaletteColorLookupTableDescriptor]
         entries = desc[0] or 65536
@@ -295,7 +298,7 @@ def palette_table(ds: Dataset) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(rgb), desc[1]
 
 
-def frame_delay_ms(ds: Dataset) -> float:
+def frame_delay_ms(ds: DatasetLike) -> float:
     """Animation frame delay in ms: Frame Time, else 1000 / Cine Rate, else 100 (PS3.3 C.7.6.5)."""
     frame_time = _first(ds.get("FrameTime"))
     if frame_time is not None and frame_time > 0:

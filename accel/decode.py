@@ -18,13 +18,22 @@ from pydicom import Dataset
 from pydicom.encaps import generate_frames
 from pydicom.pixels import get_decoder
 from pydicom.pixels.utils import as_pixel_options, get_expected_length
-from pydicom.uid import UID, ExplicitVRBigEndian, JPEGBaseline8Bit
+from pydicom.uid import (
+    UID,
+    ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEGBaseline8Bit,
+)
 
+from accel.dataset import DatasetLike
 from accel.errors import PixelDataError, UnsupportedTransferSyntax
 
 __all__ = ["Decoded", "FrameSpec", "decode_frames", "encapsulated_frames", "syntax_label"]
 
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
+_LITTLE_ENDIAN_NATIVE = (ExplicitVRLittleEndian, ImplicitVRLittleEndian)
+Buffer = bytes | bytearray | memoryview
 
 
 @dataclass(frozen=True)
@@ -56,7 +65,7 @@ def syntax_label(uid: str) -> str:
     return f"{name} ({uid})" if name and name != uid else f"'{uid}'"
 
 
-def _pixel_keyword(ds: Dataset) -> str:
+def _pixel_keyword(ds: DatasetLike) -> str:
     present = [kw for kw in _PIXEL_KEYWORDS if kw in ds]
     if not present:
         raise PixelDataError("the dataset has no Pixel Data")
@@ -67,15 +76,15 @@ def _pixel_keyword(ds: Dataset) -> str:
     return present[0]
 
 
-def encapsulated_frames(ds: Dataset, number_of_frames: int) -> list[bytes]:
+def encapsulated_frames(ds: DatasetLike, number_of_frames: int) -> list[bytes]:
     """Return every stored frame of encapsulated Pixel Data as bytes (PS3.5 A.4)."""
     offsets = None
     if "ExtendedOffsetTable" in ds and "ExtendedOffsetTableLengths" in ds:
-        offsets = (ds.ExtendedOffsetTable, ds.ExtendedOffsetTableLengths)
+        offsets = (ds.get("ExtendedOffsetTable"), ds.get("ExtendedOffsetTableLengths"))
     try:
         frames = list(
             generate_frames(
-                ds.PixelData, number_of_frames=number_of_frames, extended_offsets=offsets
+                ds.get("PixelData"), number_of_frames=number_of_frames, extended_offsets=offsets
             )
         )
     except Exception as exc:
@@ -127,8 +136,38 @@ def _check_native_length(ds: Dataset, keyword: str, spec: FrameSpec) -> None:
         )
 
 
+def native_frames(buffer: Buffer, spec: FrameSpec) -> np.ndarray | None:
+    """Every frame of uncompressed little-endian greyscale data as an array (frames, rows,
+    columns), or None for data this does not handle (colour, bit-packed, big endian).
+
+    A zero-copy view of ``buffer`` when every allocated bit is stored; otherwise a copy with the
+    unused high bits cleared (unsigned) or sign-extended (signed), as pydicom does.
+    """
+    if (
+        spec.transfer_syntax not in _LITTLE_ENDIAN_NATIVE
+        or spec.samples_per_pixel != 1
+        or spec.bits_allocated not in (8, 16, 32)
+        or not 0 < spec.bits_stored <= spec.bits_allocated
+        or spec.photometric not in ("MONOCHROME1", "MONOCHROME2", "PALETTE COLOR")
+    ):
+        return None
+    count = spec.rows * spec.columns * spec.number_of_frames
+    dtype = np.dtype(f"<{'i' if spec.pixel_representation else 'u'}{spec.bits_allocated // 8}")
+    if len(buffer) < count * dtype.itemsize:
+        raise PixelDataError(
+            f"the Pixel Data is {len(buffer)} bytes, expected {count * dtype.itemsize} for "
+            f"{spec.number_of_frames} frame(s) of {spec.columns}x{spec.rows}"
+        )
+    frames = np.frombuffer(buffer, dtype=dtype, count=count)
+    frames = frames.reshape(spec.number_of_frames, spec.rows, spec.columns)
+    shift = spec.bits_allocated - spec.bits_stored
+    if shift:
+        frames = (frames << shift) >> shift  # arithmetic for signed, logical for unsigned
+    return frames
+
+
 def decode_frames(
-    ds: Dataset, spec: FrameSpec, indices: Sequence[int], pool: Executor | None = None
+    ds: DatasetLike, spec: FrameSpec, indices: Sequence[int], pool: Executor | None = None
 ) -> Decoded:
     """Decode the frames at 0-based `indices` (PS3.5 8 and A.4), raising AccelError subclasses."""
     keyword = _pixel_keyword(ds)
@@ -144,6 +183,12 @@ def decode_frames(
             fast = [one(i) for i in indices]
         return Decoded(fast, "MONOCHROME2" if spec.samples_per_pixel == 1 else "RGB")
 
+    if keyword == "PixelData":
+        stack = native_frames(ds[keyword].value, spec)
+        if stack is not None:
+            return Decoded([stack[i] for i in indices], spec.photometric)
+    if not isinstance(ds, Dataset):  # service.dicom.flat only admits what native_frames reads
+        raise PixelDataError("these pixels need pydicom's decoders and a pydicom Dataset")
     try:
         decoder = get_decoder(spec.transfer_syntax)
     except NotImplementedError:

@@ -6,9 +6,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 
 import numpy as np
-from pydicom import Dataset
 
 from accel import adapter, color, encode, gif, resize, window
+from accel.dataset import DatasetLike
 from accel.decode import Decoded, FrameSpec, decode_frames, encapsulated_frames
 from accel.passthrough import can_pass_through, frame_is_plain
 from accel.window import DisplayParams, ModalityKind, VoiKind
@@ -28,7 +28,7 @@ def _is_identity(p: DisplayParams | None) -> bool:
     )
 
 
-def _min_max_params(ds: Dataset, spec: FrameSpec, decoded: Decoded) -> list[DisplayParams]:
+def _min_max_params(ds: DatasetLike, spec: FrameSpec, decoded: Decoded) -> list[DisplayParams]:
     # No VOI: one LINEAR_EXACT window spanning the modality values of ALL frames (no flicker).
     modality = adapter.modality_params(ds, range(spec.number_of_frames))
     lo, hi = np.inf, -np.inf
@@ -88,7 +88,9 @@ def _grey_renderer(
     return one
 
 
-def _colour_renderer(ds: Dataset, spec: FrameSpec, decoded: Decoded) -> Callable[[int], np.ndarray]:
+def _colour_renderer(
+    ds: DatasetLike, spec: FrameSpec, decoded: Decoded
+) -> Callable[[int], np.ndarray]:
     frames = decoded.frames
     if spec.photometric == "PALETTE COLOR":
         table, first = adapter.palette_table(ds)
@@ -107,7 +109,7 @@ def _map(pool: Executor | None, func: Callable[[int], bytes | np.ndarray], n: in
 
 
 def render(
-    ds: Dataset,
+    ds: DatasetLike,
     fmt: str,
     *,
     frames: Sequence[int] | None = None,

@@ -90,7 +90,7 @@ def render_instance(
     if "PixelData" in ds or "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
         try:
             check_pixel_volume(ds, max_pixel_bytes)
-            frames = resolve_frames(options.frames, int(getattr(ds, "NumberOfFrames", 1) or 1))
+            frames = resolve_frames(options.frames, int(ds.get("NumberOfFrames", 1) or 1))
             images = accel.render(
                 ds,
                 options.return_format,

@@ -10,6 +10,8 @@ from pydicom.datadict import dictionary_has_tag, dictionary_keyword, tag_for_key
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 
+from service.dicom.flat import FlatDataset, standard_keyword
+
 BULK_VRS = frozenset({"OB", "OW", "OF", "OD", "OL", "OV", "UN"})
 PIXEL_DATA = 0x7FE00010
 MAX_DEPTH = 8
@@ -86,9 +88,37 @@ def _dataset_to_dict(ds: Dataset, depth: int) -> dict[str, Any]:
     return out
 
 
-def extract_metadata(ds: Dataset, fields: Sequence[str] | None) -> dict[str, Any]:
+def _flat_value(ds: FlatDataset, tag: int) -> Any:
+    """:func:`_render_value` for a FlatDataset (which holds no sequences): the same strings."""
+    try:
+        if tag == PIXEL_DATA or ds.vr(tag) in BULK_VRS:
+            return summarise_bulk(ds.value(tag))
+        return ds.text(tag)
+    except Exception:
+        return ds.raw_bytes(tag).decode("latin-1").strip("\x00 ")
+
+
+def _flat_metadata(ds: FlatDataset, fields: Sequence[str] | None) -> dict[str, Any]:
+    if fields is None:
+        return {
+            keyword: _flat_value(ds, tag)
+            for tag in ds.tags()
+            if (keyword := standard_keyword(tag)) is not None
+        }
+    out: dict[str, Any] = {}
+    meta_tags = set(ds.meta_tags())
+    for keyword in fields:
+        tag = tag_for_keyword(keyword)
+        present = tag is not None and (tag in meta_tags if tag >> 16 == 0x0002 else tag in ds)
+        out[keyword] = _flat_value(ds, tag) if present else None  # type: ignore[arg-type]
+    return out
+
+
+def extract_metadata(ds: Dataset | FlatDataset, fields: Sequence[str] | None) -> dict[str, Any]:
     """All standard elements, or just ``fields`` in the order asked (None where absent); file
     meta keywords (group 0002) are only returned when asked for by name."""
+    if isinstance(ds, FlatDataset):
+        return _flat_metadata(ds, fields)
     if fields is None:
         return _dataset_to_dict(ds, 0)
     out: dict[str, Any] = {}

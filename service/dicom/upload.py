@@ -21,6 +21,7 @@ from pydicom.uid import (
 )
 
 from service.dicom.archive import UploadLimits, iter_zip, looks_like_zip
+from service.dicom.flat import FlatDataset, read_flat
 from service.errors import PayloadTooLarge, UnprocessableContent, ValidationFailed
 
 ACCEPTED = "must be a DICOM file (.dcm) or a .zip of DICOM files"
@@ -35,7 +36,7 @@ class Instance(NamedTuple):
     """One parsed DICOM file: its upload or zip-entry name and its dataset."""
 
     name: str
-    dataset: Dataset
+    dataset: Dataset | FlatDataset
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,11 +96,15 @@ def has_dicm_magic(data: Buffer) -> bool:
     return data[128:132] == b"DICM"
 
 
-def _plausible(ds: Dataset) -> bool:
+def _plausible(ds: Dataset | FlatDataset) -> bool:
     """A forced read accepts almost any bytes, so demand a real SOP Class UID or image pixels."""
     try:
         if 0x00080016 in ds:
-            sop = ds.get_item(0x00080016).value
+            sop: Any = (
+                ds.raw_bytes(0x00080016)
+                if isinstance(ds, FlatDataset)
+                else ds.get_item(0x00080016).value
+            )
             if isinstance(sop, bytes):
                 sop = sop.decode("ascii", "replace")
             sop = str(sop or "").strip("\x00 ")
@@ -129,8 +134,10 @@ def _fill_transfer_syntax(ds: Dataset) -> None:
     meta.TransferSyntaxUID = syntax
 
 
-def parse_dicom(data: Buffer) -> Dataset | None:
+def parse_dicom(data: Buffer) -> Dataset | FlatDataset | None:
     """The dataset if the bytes are a DICOM file (magic, or a forced read that looks real).
+
+    The commonest files (service.dicom.flat) are read without building a pydicom Dataset.
 
     Elements over DEFER_BYTES are not copied by pydicom but taken from ``data`` afterwards: the
     pixel data of an uncompressed file stays a view of the upload (no second copy of the pixel
@@ -138,6 +145,9 @@ def parse_dicom(data: Buffer) -> Dataset | None:
     """
     if len(data) < 8:
         return None
+    flat = read_flat(data)
+    if flat is not None:
+        return flat if _plausible(flat) else None
     try:
         with BufferReader(data) as reader:
             ds = pydicom.dcmread(reader, force=True, defer_size=DEFER_BYTES)
@@ -178,7 +188,7 @@ def _load_deferred(ds: Dataset, view: memoryview) -> None:
             ds[tag] = raw._replace(value=bytes(value))
 
 
-def _is_dicomdir(ds: Dataset) -> bool:
+def _is_dicomdir(ds: Dataset | FlatDataset) -> bool:
     if 0x00041220 in ds:  # Directory Record Sequence
         return True
     meta = getattr(ds, "file_meta", None)
@@ -225,7 +235,7 @@ def _read_zip(label: str, data: bytes, limits: UploadLimits) -> Upload:
     return Upload(instances=tuple(instances), skipped=tuple(skipped))
 
 
-def _int_attr(ds: Dataset, keyword: str, default: int | None) -> int:
+def _int_attr(ds: Dataset | FlatDataset, keyword: str, default: int | None) -> int:
     """An integer attribute for size arithmetic; missing or malformed is a 422, never a crash."""
     try:
         value = ds.get(keyword)
@@ -248,7 +258,7 @@ def _tag_text(keyword: str) -> str:
     return f"({tag >> 16:04X},{tag & 0xFFFF:04X})"
 
 
-def pixel_volume_bytes(ds: Dataset) -> int:
+def pixel_volume_bytes(ds: Dataset | FlatDataset) -> int:
     """Bytes of the decoded pixel data: Rows x Columns x frames x samples x ceil(bits/8);
     1-bit data counts one byte per pixel, as it is once unpacked. 0 without pixel data."""
     if not any(tag in ds for tag in _PIXEL_DATA_TAGS):
@@ -261,7 +271,9 @@ def pixel_volume_bytes(ds: Dataset) -> int:
     return rows * columns * frames * samples * max(1, -(-bits // 8))
 
 
-def check_pixel_volume(ds: Dataset, max_bytes: int, *, name: str | None = None) -> int:
+def check_pixel_volume(
+    ds: Dataset | FlatDataset, max_bytes: int, *, name: str | None = None
+) -> int:
     """Refuse (413) an instance whose decoded pixels would pass max_bytes; call before decoding."""
     size = pixel_volume_bytes(ds)
     if size > max_bytes:
