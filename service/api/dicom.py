@@ -27,6 +27,7 @@ from service.dicom import (
     UploadLimits,
     check_pixel_volume,
     extract_metadata,
+    is_zip_upload,
     parse_read_options,
     pixel_volume_bytes,
     read_upload,
@@ -248,11 +249,21 @@ async def receive_body(request: Request) -> list[bytes | bytearray]:
     return [body]
 
 
+UploadParts = tuple[str, memoryview, dict[str, str]]
+
+
 def parse_upload_body(
     boundary: bytes, chunks: list[bytes | bytearray], query: dict[str, str], settings: Settings
 ) -> tuple[Upload, ReadOptions]:
     """Multipart, options and DICOM (or zip) parsing of a request body."""
-    filename, data, form = upload_parts(boundary, chunks)
+    return parse_upload_parts(upload_parts(boundary, chunks), query, settings)
+
+
+def parse_upload_parts(
+    parts: UploadParts, query: dict[str, str], settings: Settings
+) -> tuple[Upload, ReadOptions]:
+    """Options and DICOM (or zip) parsing of a parsed multipart body."""
+    filename, data, form = parts
     options = parse_read_options(form, query)
     upload = read_upload(filename, data, upload_limits(settings))
     # Drop this view of the request body: the body then lives only as long as the datasets
@@ -272,6 +283,14 @@ def read_upload_body(
 ) -> bytes:
     """All the CPU work of one request, run in the render pool: multipart, options, rendering."""
     upload, options = parse_upload_body(boundary, chunks, query, settings)
+    return render_upload(upload, options, settings, pool)
+
+
+def read_upload_parts(
+    parts: UploadParts, query: dict[str, str], settings: Settings, pool: Executor | None
+) -> bytes:
+    """:func:`read_upload_body` for a body whose multipart is already parsed."""
+    upload, options = parse_upload_parts(parts, query, settings)
     return render_upload(upload, options, settings, pool)
 
 
@@ -300,22 +319,21 @@ async def render_request(
     settings: Settings = ctx.settings
     loop = asyncio.get_running_loop()
     small_body = sum(len(chunk) for chunk in chunks) <= INLINE_BODY_BYTES
-    if settings.inline_pixel_bytes and small_body and not _holds_zip(boundary, chunks):
-        upload, options = parse_upload_body(boundary, chunks, query, settings)
-        if renders_inline(upload, options, settings.inline_pixel_bytes):
-            return render_upload(upload, options, settings, None)
+    if not (settings.inline_pixel_bytes and small_body):
         return await loop.run_in_executor(
-            ctx.render_pool, render_upload, upload, options, settings, ctx.encode_pool
+            ctx.render_pool, read_upload_body, boundary, chunks, query, settings, ctx.encode_pool
         )
+    parts = upload_parts(boundary, chunks)
+    if is_zip_upload(parts[0], parts[1]):  # a zip's entries may expand far beyond the body
+        return await loop.run_in_executor(
+            ctx.render_pool, read_upload_parts, parts, query, settings, ctx.encode_pool
+        )
+    upload, options = parse_upload_parts(parts, query, settings)
+    if renders_inline(upload, options, settings.inline_pixel_bytes):
+        return render_upload(upload, options, settings, None)
     return await loop.run_in_executor(
-        ctx.render_pool, read_upload_body, boundary, chunks, query, settings, ctx.encode_pool
+        ctx.render_pool, render_upload, upload, options, settings, ctx.encode_pool
     )
-
-
-def _holds_zip(boundary: bytes, chunks: list[bytes | bytearray]) -> bool:
-    """Whether a (small) body carries a zip: a zip's entries may expand far beyond the body."""
-    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-    return b"PK\x03\x04" in body or b"PK\x05\x06" in body
 
 
 @bp.post(ENDPOINT, stream=True)

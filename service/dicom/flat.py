@@ -143,10 +143,11 @@ class FlatDataset:
         return self._values[tag]
 
     def text(self, tag: int) -> str:
-        """``str()`` of the converted value ("" for none), as the metadata shows it; strings
-        that pydicom converts without side effects are formatted here without converting."""
+        """``str()`` of pydicom's value ("" for none), as the metadata shows it; strings that
+        pydicom converts without side effects are formatted here from the stored text (a DS
+        or IS value keeps its spelling, "0012" or "1e3", as pydicom's DSfloat and IS do)."""
         raw = self._raw(tag)
-        if raw.length and raw.vr in _TEXT_FORMATTERS and tag not in self._values:
+        if raw.length and raw.vr in _TEXT_FORMATTERS:
             text = _TEXT_FORMATTERS[raw.vr](self.raw_bytes(tag).decode("latin-1"))
             if text is not None:
                 return text
@@ -166,9 +167,9 @@ class FlatDataset:
         """The dataset's tags in ascending order (the order the file holds them in)."""
         return iter(self._elements)
 
-    def meta_tags(self) -> Iterator[int]:
-        """The file meta information's tags (group 0002)."""
-        return iter(self._meta)
+    def has_meta(self, tag: int | None) -> bool:
+        """Whether the file meta information (group 0002) holds ``tag``."""
+        return tag in self._meta
 
     def _raw(self, tag: int) -> _Raw:
         return self._meta[tag] if tag >> 16 == 0x0002 else self._elements[tag]
@@ -177,11 +178,15 @@ class FlatDataset:
         if raw.length == 0:
             return empty_value_for_VR(raw.vr)
         value = bytes(self._view[raw.offset : raw.offset + raw.length])
+        if raw.vr in ("DS", "IS"):
+            numbers = _valid_numbers(raw.vr, value.decode("latin-1"))
+            if numbers is not None:  # what DSfloat / IS would hold: the same float or int
+                return numbers[0] if len(numbers) == 1 else numbers
         if raw.vr in _NUMBERS:
             count, rest = divmod(raw.length, struct.calcsize(_NUMBERS[raw.vr]))
             if not rest:
-                numbers = struct.unpack(f"<{count}{_NUMBERS[raw.vr]}", value)
-                return numbers[0] if count == 1 else list(numbers)
+                unpacked = struct.unpack(f"<{count}{_NUMBERS[raw.vr]}", value)
+                return unpacked[0] if count == 1 else list(unpacked)
         implicit = self._implicit and tag >> 16 != 0x0002
         element = RawDataElement(BaseTag(tag), raw.vr, raw.length, value, 0, implicit, True)
         return convert_value(raw.vr, element, self._encoding)
@@ -194,12 +199,11 @@ class _FileMeta:
         self._ds = ds
 
     def __contains__(self, keyword: object) -> bool:
-        tag = tag_for_keyword(str(keyword))
-        return tag is not None and tag >> 16 == 0x0002 and tag in set(self._ds.meta_tags())
+        return self._ds.has_meta(tag_for_keyword(str(keyword)))
 
     def get(self, keyword: str, default: Any = None) -> Any:
         tag = tag_for_keyword(keyword)
-        return self._ds.value(tag) if tag is not None and keyword in self else default
+        return self._ds.value(tag) if self._ds.has_meta(tag) else default  # type: ignore[arg-type]
 
 
 def _listed(items: list[str]) -> str:
@@ -217,14 +221,30 @@ def _application_entity(text: str) -> str:
     return _listed([item.strip() for item in text.split("\\")])
 
 
-def _validated(vr: str, text: str) -> str | None:
-    """UI, DS and IS values pydicom's validators accept (they warn, or raise, otherwise), shown
-    as pydicom shows them; None for anything else, which pydicom then converts itself."""
+def _valid_items(vr: str, text: str) -> list[str] | None:
+    """The values of a UI, DS or IS element if pydicom's validators accept every one (they
+    warn, or raise, otherwise), split as pydicom splits them; else None."""
     items = (text.strip() if vr == "DS" else text).rstrip(" \x00").split("\\")
     limit, pattern = _VALID[vr]
     if any(len(item) > limit or not pattern.match(item) for item in items):
         return None
     if vr == "IS" and any(not -(2**31) <= int(item) < 2**31 for item in items):
+        return None
+    return items
+
+
+def _valid_numbers(vr: str, text: str) -> list[float] | list[int] | None:
+    items = _valid_items(vr, text)
+    if items is None:
+        return None
+    return [float(item) for item in items] if vr == "DS" else [int(item) for item in items]
+
+
+def _validated(vr: str, text: str) -> str | None:
+    """UI, DS and IS values as pydicom shows them, when its validators accept them; None for
+    anything else, which pydicom then converts itself."""
+    items = _valid_items(vr, text)
+    if items is None:
         return None
     if vr == "UI":
         return _listed(items)

@@ -106,10 +106,9 @@ def _flat_metadata(ds: FlatDataset, fields: Sequence[str] | None) -> dict[str, A
             if (keyword := standard_keyword(tag)) is not None
         }
     out: dict[str, Any] = {}
-    meta_tags = set(ds.meta_tags())
     for keyword in fields:
         tag = tag_for_keyword(keyword)
-        present = tag is not None and (tag in meta_tags if tag >> 16 == 0x0002 else tag in ds)
+        present = tag is not None and (ds.has_meta(tag) if tag >> 16 == 0x0002 else tag in ds)
         out[keyword] = _flat_value(ds, tag) if present else None  # type: ignore[arg-type]
     return out
 

@@ -203,12 +203,18 @@ def _not_dicom(detail: str) -> ValidationFailed:
     return ValidationFailed({"file": [detail]}, detail=f"The file {ACCEPTED}.")
 
 
+def is_zip_upload(filename: str, data: Buffer) -> bool:
+    """Whether :func:`read_upload` reads the upload as a zip: no DICM magic, and a zip's magic
+    or a .zip name."""
+    return not has_dicm_magic(data) and (looks_like_zip(data) or filename.lower().endswith(".zip"))
+
+
 def read_upload(filename: str, data: Buffer, limits: UploadLimits) -> Upload:
     """Parse an upload: DICM magic wins, then zip (by magic or a .zip name), then a forced read."""
     label = filename or "upload"
     if not data:
         raise _not_dicom(f"{label!r} is empty; the file {ACCEPTED}")
-    if not has_dicm_magic(data) and (looks_like_zip(data) or label.lower().endswith(".zip")):
+    if is_zip_upload(label, data):
         return _read_zip(label, bytes(data), limits)
     ds = parse_dicom(data)
     if ds is None:

@@ -3,6 +3,7 @@ aside (None) for every file it does not handle."""
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from io import BytesIO
 from typing import Any
@@ -25,6 +26,7 @@ from pydicom.uid import (
 import service.dicom.upload as upload_module
 from service.api.dicom import read_dicom
 from service.dicom.flat import FlatDataset, read_flat
+from service.dicom.metadata import extract_metadata
 from service.dicom.options import ReadOptions
 from service.errors import ApiError
 from service.settings import load_settings
@@ -310,3 +312,16 @@ def test_undefined_length_goes_to_pydicom() -> None:
     at = data.index(b"\xe0\x7f\x10\x00OB\x00\x00")
     data[at + 8 : at + 12] = b"\xff\xff\xff\xff"
     assert read_flat(bytes(data)) is None
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(images())
+def test_metadata_does_not_depend_on_which_values_were_read_before(
+    case: tuple[bytes, ReadOptions],
+) -> None:
+    fresh, touched = read_flat(case[0]), read_flat(case[0])
+    assert fresh is not None and touched is not None
+    for tag in touched.tags():
+        with contextlib.suppress(Exception):  # what pydicom refuses to convert stays raw
+            touched.value(tag)
+    assert extract_metadata(touched, None) == extract_metadata(fresh, None)
