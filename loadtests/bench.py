@@ -17,7 +17,9 @@ p50/p99/max of every ``Server-Timing`` metric (``auth``, ``quota``, ``auth+quota
 That generator is Python and costs about a core itself; when ``wrk`` is on PATH the case also
 drives both servers with ``wrk -t1 -c16`` for ``--wrk-seconds`` (``loadtests.wrk``; Orthanc's
 rate counts upload + fetch pairs), and the CPU-per-request and rate-vs-Orthanc targets are
-judged on the wrk numbers (without wrk: on the Python generator's, with a note).
+judged on the wrk numbers (without wrk: on the Python generator's, with a note). A further
+wrk run with py-spy sampling the workers (``loadtests.spy``; ``--no-profile`` skips it) gives
+the CPU that auth + quota cost each request, on which that target is judged.
 With ``ct-series-png`` over HTTP, a separate one-worker server serves ``--probe-uploads``
 sequential uploads while a thread GETs ``/health`` every 10 ms (event-loop responsiveness).
 """
@@ -104,6 +106,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--wrk-seconds", type=float, default=10.0, help="wrk run length per server (default 10)"
     )
     parser.add_argument("--no-wrk", action="store_true", help="skip the wrk runs")
+    parser.add_argument(
+        "--no-profile",
+        action="store_true",
+        help="skip the py-spy-sampled wrk run that measures the CPU auth + quota cost",
+    )
     parser.add_argument(
         "--probe-uploads",
         type=int,
@@ -252,6 +259,11 @@ def run_http(
                     attempt_rate(
                         report, "wrk_rate", "dicom-api", wrk_dicom_api, server, dev, item, args
                     )
+                    if not args.no_profile:
+                        attempt_rate(
+                            report, "profiled_rate", "dicom-api, py-spy", wrk_dicom_api,
+                            server, dev, item, args, True,
+                        )  # fmt: skip
     except (RuntimeError, OSError, httpx.HTTPError) as exc:
         report.failures.append(f"HTTP rows stopped: {exc}\n{server.log()}")
 
@@ -326,10 +338,16 @@ def attempt_rate(
 
 
 def wrk_dicom_api(
-    server: BenchServer, dev: Developer, item: BenchInput, args: argparse.Namespace
+    server: BenchServer,
+    dev: Developer,
+    item: BenchInput,
+    args: argparse.Namespace,
+    profile: bool = False,
 ) -> RateResult:
-    """dicom-api's small-CT rate with wrk as the load generator."""
-    progress(f"{RATE_CASE}: wrk -t1 -c{args.rate_connections} against dicom-api")
+    """dicom-api's small-CT rate with wrk as the load generator (sampled by py-spy when
+    ``profile``: a separate run, so that the sampling does not touch the rate above)."""
+    how = " with py-spy sampling the workers" if profile else ""
+    progress(f"{RATE_CASE}: wrk -t1 -c{args.rate_connections} against dicom-api{how}")
     return wrk.dicom_api_rate(
         server.url,
         item,
@@ -337,6 +355,7 @@ def wrk_dicom_api(
         server.worker_processes,
         args.wrk_seconds,
         args.rate_connections,
+        profile=profile,
     )
 
 

@@ -105,6 +105,7 @@ class Report:
     orthanc_rate: RateResult | None = None
     wrk_rate: RateResult | None = None  # dicom-api driven by wrk (see loadtests.wrk)
     orthanc_wrk_rate: RateResult | None = None  # Orthanc upload + fetch pairs driven by wrk
+    profiled_rate: RateResult | None = None  # dicom-api under wrk with py-spy (loadtests.spy)
     health: ProbeResult | None = None
     targets: list[Target] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -281,6 +282,9 @@ def text(report: Report) -> str:
         if rate is not None:
             out.append("")
             out.extend(rate_lines(rate))
+    if report.profiled_rate is not None:
+        out.append("")
+        out.extend(rate_lines(report.profiled_rate))
     ratio = report.wrk_rate_ratio()
     if ratio is not None:
         out.append(f"  dicom-api / Orthanc request rate (both driven by wrk): {ratio:.2f}x")

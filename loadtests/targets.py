@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from loadtests.report import HTTP_ONE, ORTHANC, UNLOADED, Report, Target
+from loadtests.wrk import AUTH_QUOTA_CPU
 
 # (case, minimum speedup vs baseline, maximum image bytes vs baseline or None)
 BASELINE_TARGETS = (
@@ -13,7 +14,7 @@ BASELINE_TARGETS = (
 ORTHANC_TARGETS = (("ct-series-png", 4.0), ("ct-series-jpeg", 4.0))
 CPU_MS_PER_REQUEST = 1.5
 ORTHANC_RATE_RATIO = 2.0
-AUTH_QUOTA_MS = 1.0  # judged on the p99 of auth+quota over the rate run (16 connections)
+AUTH_QUOTA_MS = 1.0  # judged on CPU per request under wrk (py-spy), else on Server-Timing
 HEALTH_MS = 50.0  # judged on the p99 of /health during the CT-series uploads (max is shown)
 
 
@@ -77,15 +78,29 @@ def _rate_vs_orthanc_target(report: Report) -> Target:
 
 
 def _auth_quota_target(report: Report) -> Target:
-    wanted = f"auth + quota p99 <= {AUTH_QUOTA_MS:g} ms per request (Server-Timing)"
+    """The cost is CPU per request under wrk, from py-spy samples (loadtests.spy), when that run
+    exists; else the Server-Timing p99, which under load also counts waiting for the loop."""
+    wanted = f"auth + quota <= {AUTH_QUOTA_MS:g} ms of each request"
     spread = report.rate.server_timing.get("auth+quota") if report.rate else None
-    if not spread:
-        return Target("auth + quota cost", wanted, "-", None)
-    measured = f"p50 {spread['p50']:.3f} ms, p99 {spread['p99']:.3f} ms, max {spread['max']:.3f} ms"
+    profiled = report.profiled_rate.detail if report.profiled_rate else {}
+    cpu = profiled.get(AUTH_QUOTA_CPU, {}).get("auth+quota")
+    parts = []
+    if cpu is not None:
+        parts.append(f"{cpu:.3f} ms CPU per request under wrk (py-spy)")
+    if spread:
+        parts.append(
+            f"Server-Timing span p50 {spread['p50']:.3f} ms, p99 {spread['p99']:.3f} ms "
+            "at 16 connections (includes waiting for the event loop)"
+        )
     alone = report.rate.detail.get(UNLOADED, {}).get("auth+quota") if report.rate else None
     if alone:
-        measured += f" (at 1 connection: p99 {alone['p99']:.3f} ms)"
-    return Target("auth + quota cost", wanted, measured, spread["p99"] <= AUTH_QUOTA_MS)
+        parts.append(f"span p99 {alone['p99']:.3f} ms at 1 connection")
+    if not parts:
+        return Target("auth + quota cost", wanted, "-", None)
+    met = (
+        cpu <= AUTH_QUOTA_MS if cpu is not None else bool(spread) and spread["p99"] <= AUTH_QUOTA_MS
+    )
+    return Target("auth + quota cost", wanted, "; ".join(parts), met)
 
 
 def _health_target(report: Report) -> Target:

@@ -27,19 +27,23 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import psutil
 
-from loadtests import measure
+from loadtests import measure, spy
 from loadtests.client import ENDPOINT, Connection, PreparedUpload
 from loadtests.inputs import BenchInput
 from loadtests.report import RateResult
 
 JSON_MARK = "WRK_JSON "
+AUTH_QUOTA_CPU = "CPU ms per request (py-spy share x server CPU)"
+PROFILE_FAILED = "profile"
 PERCENTILES = (50.0, 75.0, 90.0, 99.0, 99.9)
 GENERATOR = "wrk"
 SOCKET_ERRORS = ("connect", "read", "write", "timeout")
@@ -288,11 +292,14 @@ def measure_wrk(
     server: str,
     per_rate_request: int = 1,
     warm_up_s: float = 1.0,
+    profile: bool = False,
 ) -> RateResult:
     """A short warm-up run, then a timed wrk run charged with the server's CPU and RSS.
 
     ``per_rate_request`` HTTP requests make one request of the rate (2 for Orthanc's upload +
-    fetch pairs); latency percentiles stay per HTTP request.
+    fetch pairs); latency percentiles stay per HTTP request. With ``profile``, py-spy samples
+    the server processes during the run (``loadtests.spy``): the detail then holds the CPU
+    shares and the auth + quota CPU per request.
     """
     if warm_up_s > 0:
         run(url, script, script_args, warm_up_s, connections)
@@ -300,8 +307,12 @@ def measure_wrk(
     sampler = measure.RssSampler(processes, interval=0.1)
     server_before = measure.cpu_seconds(served_by)
     machine_before = psutil.cpu_times()
-    with sampler.running():
+    with sampler.running(), ThreadPoolExecutor(1) as background:
+        spied = (
+            background.submit(spy.record, [p.pid for p in served_by], seconds) if profile else None
+        )
         result = run(url, script, script_args, seconds, connections)
+        stacks = spied.result() if spied is not None else None
     server_cpu = measure.cpu_seconds(served_by) - server_before
     machine = _machine_shares(machine_before, psutil.cpu_times())
     summary = result.summary
@@ -336,8 +347,20 @@ def measure_wrk(
                 server_cpu / wall / (os.cpu_count() or 1) if wall else 0.0, 3
             ),
             "machine CPU shares (all processes)": machine,
+            **(_profile_detail(stacks, server_cpu * per_request) if profile else {}),
         },
     )
+
+
+def _profile_detail(stacks: Counter[str] | None, cpu_ms: float) -> dict[str, Any]:
+    if stacks is None:
+        return {PROFILE_FAILED: "py-spy is not installed or could not attach to the workers"}
+    share = spy.shares(stacks)
+    return {
+        "py-spy samples": sum(stacks.values()),
+        "CPU shares (py-spy)": {name: round(value, 4) for name, value in share.items()},
+        AUTH_QUOTA_CPU: {name: round(value * cpu_ms, 4) for name, value in share.items()},
+    }
 
 
 def _machine_shares(before: Any, after: Any) -> dict[str, float]:
@@ -371,6 +394,7 @@ def dicom_api_rate(
     seconds: float,
     connections: int = 16,
     warm_up_s: float = 1.0,
+    profile: bool = False,
 ) -> RateResult:
     """wrk POSTs the small CT (multipart, ``return_format=png``) with the API key."""
     upload = PreparedUpload.build(item, "png")
@@ -383,8 +407,10 @@ def dicom_api_rate(
             processes,
             seconds,
             connections,
-            f"dicom-api, {GENERATOR}: POST {ENDPOINT}",
+            f"dicom-api, {GENERATOR}: POST {ENDPOINT}"
+            + (", profiled by py-spy" if profile else ""),
             warm_up_s=warm_up_s,
+            profile=profile,
         )
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from loadtests import measure, orthanc, report, targets, wrk
+from loadtests import measure, orthanc, report, spy, targets, wrk
 from loadtests.inputs import ct_series, small_ct
 from loadtests.server import BenchServer, register_developer
 from tests.support import PG_ADMIN_URL, REDIS_TEST_URL
@@ -104,6 +104,38 @@ def test_rate_health_and_orthanc_targets_are_judged() -> None:
     empty = {t.name: t.met for t in targets.evaluate(report.Report(rate=_rate(600.0, {})))}
     assert empty["small-ct request rate vs Orthanc"] is None
     assert empty["auth + quota cost"] is None and empty["event-loop responsiveness"] is None
+
+
+# py-spy's raw output: folded stacks (outermost first) and their sample counts.
+FOLDED = """\
+handle_request (sanic/app.py:1);api_key_required.<locals>.wrapper (service/auth/guards.py:95);\
+api_key_record (service/auth/guards.py:61) 3
+handle_request (sanic/app.py:1);api_key_required.<locals>.wrapper (service/auth/guards.py:103);\
+read_file_metered (service/api/dicom.py:350);reserve_quota (service/api/dicom.py:161) 5
+handle_request (sanic/app.py:1);api_key_required.<locals>.wrapper (service/auth/guards.py:103);\
+read_file_metered (service/api/dicom.py:360);render_request (service/api/dicom.py:300) 80
+_run_server_forever (sanic/server/runners.py:210) 12
+"""
+
+
+def test_py_spy_samples_are_classified_into_auth_and_quota() -> None:
+    stacks = spy.parse_folded(FOLDED)
+    assert sum(stacks.values()) == 100
+    assert spy.shares(stacks) == {"auth": 0.03, "quota": 0.05, "auth+quota": 0.08}
+    assert spy.shares(spy.parse_folded("")) == {"auth": 0.0, "quota": 0.0, "auth+quota": 0.0}
+
+
+def test_auth_quota_target_prefers_the_cpu_cost_to_the_span() -> None:
+    slow_span = {"p50": 2.0, "p99": 18.0, "max": 40.0}  # waiting for the loop under load
+    profiled = _rate(600.0, {})
+    profiled.detail[wrk.AUTH_QUOTA_CPU] = {"auth": 0.01, "quota": 0.15, "auth+quota": 0.16}
+    result = report.Report(rate=_rate(600.0, {"auth+quota": slow_span}), profiled_rate=profiled)
+    target = next(t for t in targets.evaluate(result) if t.name == "auth + quota cost")
+    assert target.met is True
+    assert "0.160 ms CPU per request" in target.measured and "p99 18.000 ms" in target.measured
+    profiled.detail[wrk.AUTH_QUOTA_CPU]["auth+quota"] = 1.2
+    target = next(t for t in targets.evaluate(result) if t.name == "auth + quota cost")
+    assert target.met is False
 
 
 async def test_orthanc_rate_request_uploads_then_fetches_frame_zero() -> None:
@@ -270,6 +302,12 @@ def test_bench_smoke_run_produces_every_row(tmp_path: Path) -> None:
     if HAS_WRK:
         assert data["wrk_rate"]["requests"] > 0 and data["wrk_rate"]["errors"] == 0
         assert "(both driven by wrk)" in result.stdout or not HAS_ORTHANC
+        profiled = data["profiled_rate"]["detail"]
+        if spy.find_binary() is not None:  # the load extra installs it
+            assert profiled["py-spy samples"] > 0
+            assert profiled[wrk.AUTH_QUOTA_CPU]["auth+quota"] > 0
+        else:
+            assert wrk.PROFILE_FAILED in profiled
     else:
         assert data["wrk_rate"] is None and any("wrk is not on PATH" in n for n in data["notes"])
     if HAS_ORTHANC:
