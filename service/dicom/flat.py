@@ -151,6 +151,15 @@ class FlatDataset:
             text = _TEXT_FORMATTERS[raw.vr](self.raw_bytes(tag).decode("latin-1"))
             if text is not None:
                 return text
+        if raw.length and raw.vr in _CHARSET_TEXT_FORMATTERS:
+            stored = self.raw_bytes(tag)
+            if b"\x1b" not in stored:  # no ISO 2022 escape: one codec decodes it all
+                try:
+                    text = _CHARSET_TEXT_FORMATTERS[raw.vr](stored.decode(self._encoding))
+                except UnicodeDecodeError:  # pydicom warns and replaces: let it
+                    text = None
+                if text is not None:
+                    return text
         value = self.value(tag)
         return "" if value is None else str(value)
 
@@ -266,6 +275,30 @@ _TEXT_FORMATTERS: dict[str, Callable[[str], str | None]] = {
     "UI": partial(_validated, "UI"),
     "DS": partial(_validated, "DS"),
     "IS": partial(_validated, "IS"),
+}
+
+
+def _split_text(limit: int, text: str) -> str | None:
+    # pydicom.values.convert_text (SH, LO, UC): each value validated for length, then stripped.
+    items = text.split("\\")
+    if limit and any(len(item) > limit for item in items):
+        return None
+    return _listed([item.rstrip("\x00 ") for item in items])
+
+
+def _single_text(limit: int, text: str) -> str | None:
+    # pydicom.values.convert_single_string (ST, LT, UT): one value, backslashes included.
+    return None if limit and len(text) > limit else text.rstrip("\x00 ")
+
+
+# Text in the dataset's character set; the limits are pydicom's MAX_VALUE_LEN (0: none).
+_CHARSET_TEXT_FORMATTERS: dict[str, Callable[[str], str | None]] = {
+    "SH": partial(_split_text, 16),
+    "LO": partial(_split_text, 64),
+    "UC": partial(_split_text, 0),
+    "ST": partial(_single_text, 1024),
+    "LT": partial(_single_text, 10240),
+    "UT": partial(_single_text, 0),
 }
 
 

@@ -9,7 +9,7 @@ from io import BytesIO
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset, FileMetaDataset
@@ -43,7 +43,7 @@ COMMON = ["ImageType", "StudyDate", "StudyTime", "AcquisitionDateTime", "Manufac
           "ImageComments", "RetrieveAETitle", "FrameTime", "AcquisitionMatrix", "RetrieveURL",
           "PixelAspectRatio", "CTDIvol", "ImagedVolumeWidth", "SmallestImagePixelValue",
           "RescaleType", "VOILUTFunction", "WindowCenterWidthExplanation"]  # fmt: skip
-TEXT = st.text(alphabet="0123456789ABCZabz .+-eE_^=\\:/é", max_size=24)
+TEXT = st.text(alphabet="0123456789ABCZabz .+-eE_^=\\:/é\x00\x1b", max_size=70)
 NUMBERISH = st.sampled_from(
     ["1", "-2", "+3", "0012", " 7", "8 ", "1.5", "-.5", "1e3", "2.50", "1.0000000000000002",
      "abc", "", "2147483648", "40\\400", "1.5\\ 2", "3\\-4\\5", ".", "1,5"]
@@ -75,7 +75,11 @@ def _encoded(vr: str, charset: str | None) -> st.SearchStrategy[bytes]:
         return st.binary(max_size=20)
     text = NUMBERISH if vr in ("DS", "IS") else UIDS if vr == "UI" else TEXT | NUMBERISH
     codec = "utf-8" if charset == "ISO_IR 192" and vr in _CHARSET_VRS else "latin-1"
-    return text.map(lambda value: value.encode(codec))
+    encoded = text.map(lambda value: value.encode(codec))
+    # Latin-1 bytes where UTF-8 is declared: not decodable, pydicom warns and replaces.
+    return (
+        encoded | TEXT.map(lambda value: value.encode("latin-1")) if codec == "utf-8" else encoded
+    )
 
 
 def _padded(vr: str, value: bytes) -> bytes:
@@ -320,8 +324,56 @@ def test_metadata_does_not_depend_on_which_values_were_read_before(
     case: tuple[bytes, ReadOptions],
 ) -> None:
     fresh, touched = read_flat(case[0]), read_flat(case[0])
+    assume(fresh is not None and touched is not None)  # e.g. implicit VR with "US or SS"
     assert fresh is not None and touched is not None
     for tag in touched.tags():
         with contextlib.suppress(Exception):  # what pydicom refuses to convert stays raw
             touched.value(tag)
     assert extract_metadata(touched, None) == extract_metadata(fresh, None)
+
+
+EDGE_VALUES = [
+    ("StationName", "SH", "A" * 20 + "\\B"),  # over SH's 16 characters: pydicom warns
+    ("StationName", "SH", " lead\\trail \\ \x00"),
+    ("Manufacturer", "LO", "x" * 70),
+    ("Manufacturer", "LO", "a\\b\\c"),
+    ("InstitutionName", "LO", "José"),  # not UTF-8: pydicom warns and replaces
+    ("ImageComments", "LT", "line\\with backslash  \x00"),
+    ("SelectorSTValue", "ST", "s" * 1100),
+    ("SelectorUTValue", "UT", "esc \x1b$B text"),
+    ("SelectorUCValue", "UC", "u\\c "),
+    ("PatientName", "PN", "Doe^John\\Roe^Jane"),
+    ("ImageType", "CS", "ORIGINAL\\primary\\ "),
+    ("RetrieveAETitle", "AE", " AE \\ X"),
+    ("SOPInstanceUID", "UI", "1." * 40),
+    ("SOPInstanceUID", "UI", "1.2.03"),
+    ("SliceThickness", "DS", "1.0000000000000002"),
+    ("SliceThickness", "DS", " 2.5 \\ 3"),
+    ("SeriesNumber", "IS", "2147483648"),
+    ("SeriesNumber", "IS", "0012\\+5"),
+    ("StudyDate", "DA", "2024-01-01"),
+]
+
+
+@pytest.mark.parametrize("charset", [None, "ISO_IR 192"])
+@pytest.mark.parametrize(("keyword", "vr", "text"), EDGE_VALUES)
+def test_edge_values_show_as_pydicom_shows_them(
+    keyword: str, vr: str, text: str, charset: str | None
+) -> None:
+    elements = {
+        0x00080016: _text("UI", SECONDARY_CAPTURE),
+        tag_for_keyword(keyword): (vr, text.encode("latin-1")),  # Latin-1 bytes, even as UTF-8
+    }
+    if charset:
+        elements[0x00080005] = _text("CS", charset)
+    data = _encode(elements, ExplicitVRLittleEndian)
+    flat = read_flat(data)
+    assert flat is not None
+    original = upload_module.read_flat
+    upload_module.read_flat = lambda data: None
+    try:
+        reference = upload_module.parse_dicom(data)
+    finally:
+        upload_module.read_flat = original
+    assert reference is not None and not isinstance(reference, FlatDataset)
+    assert extract_metadata(flat, None) == extract_metadata(reference, None)
