@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import struct
+from collections.abc import Iterator
 from io import BytesIO
 from typing import Any
 
@@ -199,13 +200,20 @@ def _answer(data: bytes, options: ReadOptions) -> tuple[str, Any]:
         return "error", (exc.status, exc.detail)
 
 
-def _pydicom_answer(data: bytes, options: ReadOptions) -> tuple[str, Any]:
+@contextlib.contextmanager
+def pydicom_only() -> Iterator[None]:
+    """Every upload read by pydicom, as before the fast reader existed."""
     original = upload_module.read_flat
     upload_module.read_flat = lambda data: None
     try:
-        return _answer(data, options)
+        yield
     finally:
         upload_module.read_flat = original
+
+
+def _pydicom_answer(data: bytes, options: ReadOptions) -> tuple[str, Any]:
+    with pydicom_only():
+        return _answer(data, options)
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -369,11 +377,7 @@ def test_edge_values_show_as_pydicom_shows_them(
     data = _encode(elements, ExplicitVRLittleEndian)
     flat = read_flat(data)
     assert flat is not None
-    original = upload_module.read_flat
-    upload_module.read_flat = lambda data: None
-    try:
+    with pydicom_only():
         reference = upload_module.parse_dicom(data)
-    finally:
-        upload_module.read_flat = original
     assert reference is not None and not isinstance(reference, FlatDataset)
     assert extract_metadata(flat, None) == extract_metadata(reference, None)
