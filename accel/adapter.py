@@ -55,7 +55,8 @@ def _int(ds: DatasetLike, keyword: str, default: int | None = None) -> int:
 
 
 def _transfer_syntax(ds: DatasetLike) -> str:
-    uid = getattr(ds, "file_meta", Dataset()).get("TransferSyntaxUID")
+    meta = getattr(ds, "file_meta", None)
+    uid = meta.get("TransferSyntaxUID") if meta is not None else None
     if uid:
         return str(uid)
     implicit, little = getattr(ds, "original_encoding", (None, None))

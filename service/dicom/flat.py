@@ -22,8 +22,10 @@ from collections.abc import Callable, Iterator
 from functools import partial
 from typing import Any, NamedTuple
 
+from pydicom import config
 from pydicom.datadict import dictionary_has_tag, dictionary_keyword, dictionary_VR, tag_for_keyword
 from pydicom.dataelem import RawDataElement, empty_value_for_VR
+from pydicom.multival import MultiValue
 from pydicom.tag import BaseTag
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pydicom.values import convert_value
@@ -147,7 +149,8 @@ class FlatDataset:
         pydicom converts without side effects are formatted here from the stored text (a DS
         or IS value keeps its spelling, "0012" or "1e3", as pydicom's DSfloat and IS do)."""
         raw = self._raw(tag)
-        if raw.length and raw.vr in _TEXT_FORMATTERS:
+        dates = raw.vr in ("DA", "DT", "TM")
+        if raw.length and raw.vr in _TEXT_FORMATTERS and not (dates and config.datetime_conversion):
             text = _TEXT_FORMATTERS[raw.vr](self.raw_bytes(tag).decode("latin-1"))
             if text is not None:
                 return text
@@ -187,6 +190,9 @@ class FlatDataset:
         if raw.length == 0:
             return empty_value_for_VR(raw.vr)
         value = bytes(self._view[raw.offset : raw.offset + raw.length])
+        if _plain_string(raw.vr):  # pydicom.values.convert_string, without the call layers
+            items = value.decode("latin-1").rstrip(" \x00").split("\\")
+            return items[0] if len(items) == 1 else MultiValue(str, items)
         if raw.vr in ("DS", "IS"):
             numbers = _valid_numbers(raw.vr, value.decode("latin-1"))
             if numbers is not None:  # what DSfloat / IS would hold: the same float or int
@@ -213,6 +219,12 @@ class _FileMeta:
     def get(self, keyword: str, default: Any = None) -> Any:
         tag = tag_for_keyword(keyword)
         return self._ds.value(tag) if self._ds.has_meta(tag) else default  # type: ignore[arg-type]
+
+
+def _plain_string(vr: str) -> bool:
+    """Whether pydicom reads ``vr`` as plain strings (DA, DT, TM: unless datetime conversion is
+    on, which this service never turns on)."""
+    return vr in ("AS", "CS") or (vr in ("DA", "DT", "TM") and not config.datetime_conversion)
 
 
 def _listed(items: list[str]) -> str:
@@ -265,6 +277,8 @@ _VALID = {
     "DS": (16, re.compile(r"[+\-]?(\d+|\d+\.\d*|\.\d+)([eE][+\-]?\d+)?\Z")),
     "IS": (12, re.compile(r"[+\-]?\d+\Z")),
 }
+
+
 _TEXT_FORMATTERS: dict[str, Callable[[str], str | None]] = {
     "AS": _string,
     "CS": _string,
