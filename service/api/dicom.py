@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import struct
@@ -14,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+import pybase64
 from sanic import Blueprint, HTTPResponse, Request
 from sanic.exceptions import SanicException
 from sanic.headers import parse_content_header
@@ -120,7 +120,7 @@ def render_instance(
                 "The image attributes are malformed or inconsistent; it cannot be rendered."
             ) from None
     body["ImageFormat"] = IMAGE_FORMAT_NAMES[options.return_format]
-    body["Images"] = [base64.b64encode(image).decode("ascii") for image in images]
+    body["Images"] = [pybase64.b64encode_as_string(image) for image in images]
     return body
 
 
