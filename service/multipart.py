@@ -11,6 +11,9 @@ from service.errors import BadRequest
 
 MAX_PARTS = 100
 MAX_PART_HEADER_BYTES = 16 * 1024
+# One bytes.find holds the GIL until it returns: scanning a 100 MB part in one call would stall
+# the event loop of a worker whose render thread parses it. 4 MiB is about a millisecond.
+SCAN_CHUNK_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,13 +49,25 @@ def parse_multipart(body: bytes | bytearray, boundary: bytes) -> list[Part]:
         if header_end < 0:
             raise _malformed("a part's headers do not end")
         content_start = header_end + 4
-        next_delimiter = body.find(b"\r\n" + delimiter, content_start)
+        next_delimiter = _find(body, b"\r\n" + delimiter, content_start)
         if next_delimiter < 0:
             raise _malformed("the body ends inside a part")
         headers = bytes(view[position + 2 : header_end]).decode("utf-8", "replace")
         name, filename = _disposition(headers)
         parts.append(Part(name, filename, view[content_start:next_delimiter]))
         position = next_delimiter + 2
+
+
+def _find(body: bytes | bytearray, pattern: bytes, start: int) -> int:
+    """``body.find(pattern, start)`` in SCAN_CHUNK_BYTES steps, so other threads (the event
+    loop) get the GIL between them."""
+    end = len(body)
+    while start < end:
+        found = body.find(pattern, start, min(end, start + SCAN_CHUNK_BYTES + len(pattern) - 1))
+        if found >= 0:
+            return found
+        start += SCAN_CHUNK_BYTES
+    return -1
 
 
 def _disposition(headers: str) -> tuple[str, str | None]:

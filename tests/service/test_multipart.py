@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from service import multipart
 from service.errors import BadRequest
 from service.multipart import MAX_PARTS, parse_multipart
 
@@ -65,3 +66,19 @@ def test_part_count_is_limited() -> None:
     part = b'--B\r\nContent-Disposition: form-data; name="x"\r\n\r\ny\r\n'
     with pytest.raises(BadRequest, match="parts"):
         parse_multipart(part * (MAX_PARTS + 1) + b"--B--\r\n", b"B")
+
+
+@settings(max_examples=80, deadline=None)
+@given(content=st.binary(max_size=600), chunk=st.integers(1, 64))
+def test_chunked_scanning_finds_what_one_find_finds(content: bytes, chunk: int) -> None:
+    # Large parts are scanned in SCAN_CHUNK_BYTES steps (the GIL is freed between them); a
+    # delimiter straddling a step boundary must still be found, at the same place.
+    body, boundary = encode({"file": ("a.dcm", content)}, {"window": "40,400"})
+    whole = [(p.name, bytes(p.data)) for p in parse_multipart(body, boundary)]
+    original = multipart.SCAN_CHUNK_BYTES
+    multipart.SCAN_CHUNK_BYTES = chunk
+    try:
+        stepped = [(p.name, bytes(p.data)) for p in parse_multipart(body, boundary)]
+    finally:
+        multipart.SCAN_CHUNK_BYTES = original
+    assert stepped == whole and dict(whole)["file"] == content
