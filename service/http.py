@@ -23,6 +23,24 @@ def json_response(
     )
 
 
+LARGE_RESPONSE_BYTES = 1024 * 1024
+
+
+async def send_body(
+    request: Request, body: bytes, headers: Mapping[str, str], content_type: str
+) -> HTTPResponse | None:
+    """Answer 200 with ``body``: returned as a response when small; written after its headers
+    when large, because Sanic otherwise joins headers and body into one new bytes object, a
+    copy of every large answer (megabytes of base64) made on the event loop."""
+    if len(body) < LARGE_RESPONSE_BYTES:
+        return HTTPResponse(body, headers=dict(headers), content_type=content_type)
+    response = await request.respond(
+        headers={**headers, "Content-Length": str(len(body))}, content_type=content_type
+    )
+    await response.send(body)
+    return None
+
+
 def json_object(request: Request) -> dict[str, Any]:
     """The request body as a JSON object, or a 400 saying what is wrong with it."""
     if not request.body:

@@ -43,6 +43,7 @@ from service.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
+from service.http import send_body
 from service.multipart import parse_multipart
 from service.quota import KeyRevoked, QuotaCounter, QuotaDecision, QuotaUnavailable
 from service.settings import Settings
@@ -349,7 +350,7 @@ async def render_request(
 
 
 @bp.post(ENDPOINT, stream=True)
-async def read_file(request: Request) -> HTTPResponse:
+async def read_file(request: Request) -> HTTPResponse | None:
     request.ctx.body_read = False
     try:
         return await read_file_metered(request)
@@ -360,7 +361,7 @@ async def read_file(request: Request) -> HTTPResponse:
 
 
 @api_key_required
-async def read_file_metered(request: Request) -> HTTPResponse:
+async def read_file_metered(request: Request) -> HTTPResponse | None:
     """Quota, then the body, then the render; the unit is given back if anything fails."""
     ctx = request.app.ctx
     limit = ctx.settings.max_upload_bytes
@@ -388,4 +389,4 @@ async def read_file_metered(request: Request) -> HTTPResponse:
         raise
     ctx.usage.record_success(user_id, now)
     headers = {**decision.headers(), "Server-Timing": timer.header()}
-    return HTTPResponse(body, headers=headers, content_type="application/json")
+    return await send_body(request, body, headers, "application/json")

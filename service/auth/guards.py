@@ -20,7 +20,7 @@ from service.auth.tokens import InvalidToken, TokenIssuer
 from service.errors import ServiceUnavailable, Unauthorized
 from service.store import AccountStore, ApiKeyRecord, StoreUnavailable
 
-Handler = Callable[..., Awaitable[HTTPResponse]]
+Handler = Callable[..., Awaitable[HTTPResponse | None]]  # None: answered by request.respond
 KEY_REJECTED = "API key is invalid or has been deleted."
 
 
@@ -73,7 +73,7 @@ def bearer_required(handler: Handler) -> Handler:
     """Require a valid access token; the handler finds the user id in ``request.ctx.user_id``."""
 
     @wraps(handler)
-    async def wrapper(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
+    async def wrapper(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse | None:
         user_id = bearer_user_id(request, request.app.ctx.tokens)
         if user_id is None:
             raise Unauthorized(
@@ -89,7 +89,7 @@ def api_key_required(handler: Handler) -> Handler:
     """Require a valid API key; the handler finds its record in ``request.ctx.api_key``."""
 
     @wraps(handler)
-    async def wrapper(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse:
+    async def wrapper(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse | None:
         ctx = request.app.ctx
         started = time.perf_counter()
         record = await api_key_record(request, ctx.store, ctx.key_cache)

@@ -262,3 +262,25 @@ def test_only_small_single_images_render_inline() -> None:
     assert not renders_inline(several, plain, limit)
     assert not renders_inline(small, scaled, limit)  # its output could be huge
     assert not renders_inline(small, plain, 0)
+
+
+def test_large_answers_carry_the_same_headers_and_an_exact_length(api) -> None:
+    # Answers of a megabyte or more are written after their headers (service.http.send_body).
+    rng = np.random.default_rng(7)
+    ds = pydicom.dcmread(io.BytesIO(tiny_dicom(rows=256, columns=256, frames=24)))
+    ds.PixelData = rng.integers(0, 4096, (24, 256, 256), dtype=np.uint16).tobytes()
+    buffer = io.BytesIO()
+    ds.save_as(buffer)
+    # A window over the whole range keeps the noise: about 2 MB of JSON.
+    large, small = post(api, buffer.getvalue(), window="2048,4096"), post(api, tiny_dicom())
+    assert large.status_code == small.status_code == 200
+    assert int(large.headers["content-length"]) == len(large.content) > 1024 * 1024
+    for response in (large, small):
+        assert response.headers["content-type"] == "application/json"
+        assert "render;dur=" in response.headers["server-timing"]
+        assert int(response.headers["ratelimit-remaining"]) >= 0
+    body = large.json()
+    assert len(body["Images"]) == 24 and body["Rows"] == "256"
+    assert (
+        int(small.headers["ratelimit-remaining"]) == int(large.headers["ratelimit-remaining"]) - 1
+    )
