@@ -3,6 +3,7 @@ any part (parts are memoryviews of the body), where Sanic's parser copies the bo
 
 from __future__ import annotations
 
+import mmap
 from dataclasses import dataclass
 
 from sanic.headers import parse_content_header
@@ -29,7 +30,7 @@ def _malformed(why: str) -> BadRequest:
     return BadRequest(f"The multipart/form-data body is malformed: {why}.")
 
 
-def parse_multipart(body: bytes | bytearray, boundary: bytes) -> list[Part]:
+def parse_multipart(body: bytes | bytearray | mmap.mmap, boundary: bytes) -> list[Part]:
     """Every part of the body, in order; a 400 for anything that does not follow RFC 7578."""
     delimiter = b"--" + boundary
     view = memoryview(body)
@@ -39,9 +40,9 @@ def parse_multipart(body: bytes | bytearray, boundary: bytes) -> list[Part]:
     parts: list[Part] = []
     while True:
         position += len(delimiter)
-        if body.startswith(b"--", position):
+        if body[position : position + 2] == b"--":
             return parts  # the closing delimiter; an epilogue after it is ignored
-        if not body.startswith(b"\r\n", position):
+        if body[position : position + 2] != b"\r\n":
             raise _malformed("a boundary is not followed by a line break")
         if len(parts) == MAX_PARTS:
             raise _malformed(f"more than {MAX_PARTS} parts")
@@ -58,7 +59,7 @@ def parse_multipart(body: bytes | bytearray, boundary: bytes) -> list[Part]:
         position = next_delimiter + 2
 
 
-def _find(body: bytes | bytearray, pattern: bytes, start: int) -> int:
+def _find(body: bytes | bytearray | mmap.mmap, pattern: bytes, start: int) -> int:
     """``body.find(pattern, start)`` in SCAN_CHUNK_BYTES steps, so other threads (the event
     loop) get the GIL between them."""
     end = len(body)
