@@ -4,14 +4,15 @@ pydicom's ``dcmread`` builds a Dataset whose every element access goes through t
 validation and ``DataElement`` objects; for a 128x128 CT that costs more than rendering it.
 :func:`read_flat` walks the elements of such a file once and keeps them as offsets into the
 upload. Values are converted only when asked for, by pydicom's own converters
-(``pydicom.values.convert_value``), so every value, and every metadata string, equals what the
-Dataset path gives; ``tests/dicom/test_flat.py`` compares both paths' whole responses on
-generated files.
+(``pydicom.values.convert_value``); numbers and strings that pydicom would accept as they are
+are converted (DS to float, IS to int) or formatted here directly. Every value equals
+pydicom's and every metadata string is identical: ``tests/dicom/test_flat.py`` compares both
+paths' whole responses on generated files.
 
 Anything else returns None and the upload goes through pydicom: no DICM preamble, a transfer
 syntax other than Explicit or Implicit VR Little Endian, sequences, undefined lengths, elements
 out of order, ambiguous or unknown VRs, a character set other than the default, ISO_IR 100 or
-ISO_IR 192, float pixel data, more than one sample per pixel.
+ISO_IR 192, float pixel data, colour or palette images, bit-packed or 64-bit pixels.
 """
 
 from __future__ import annotations
