@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 
+import httpx
 import psutil
 
 MB = 1e6
@@ -152,3 +153,19 @@ class RssSampler:
 def self_process() -> list[psutil.Process]:
     """This benchmark process, for the in-process rows."""
     return [psutil.Process()]
+
+
+def wait_until_answering(
+    process: subprocess.Popen[bytes], url: str, timeout: float, name: str, log: Callable[[], str]
+) -> None:
+    """Poll ``url`` until it answers 200; raise (with ``log()``) if ``process`` exits first or
+    ``timeout`` seconds pass. Used for dicom-api servers and for Orthanc."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited early:\n{log()}")
+        with suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"{name} did not answer {url} in {timeout:.0f} s:\n{log()}")

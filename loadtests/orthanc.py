@@ -18,7 +18,6 @@ import json
 import shutil
 import subprocess
 import tempfile
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -89,18 +88,14 @@ class OrthancPeer:
             self.process = subprocess.Popen(
                 [self.binary, str(config)], stdout=log, stderr=subprocess.STDOUT, cwd=root
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"Orthanc exited early:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/system", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"Orthanc did not answer in {timeout:.0f} s:\n{self.log()}")
+        try:
+            measure.wait_until_answering(
+                self.process, f"{self.url}/system", timeout, "Orthanc", self.log
+            )
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
 
     def log(self) -> str:
         """The tail of Orthanc's log."""

@@ -33,11 +33,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _admin_sql(sql: str) -> None:
+def admin_sql(sql: str, url: str = PG_ADMIN_URL) -> None:
+    """Run one statement (CREATE/DROP DATABASE) on the PostgreSQL server at ``url``."""
     import asyncpg
 
     async def run() -> None:
-        conn = await asyncpg.connect(PG_ADMIN_URL)
+        conn = await asyncpg.connect(url)
         try:
             await conn.execute(sql)
         finally:
@@ -61,7 +62,7 @@ class Backend:
         token = secrets.token_hex(5)
         self.database = f"dicom_api_bench_{token}"
         self.redis_prefix = f"dicom-api-bench-{token}:"
-        _admin_sql(f'CREATE DATABASE "{self.database}"')
+        admin_sql(f'CREATE DATABASE "{self.database}"')
         base = PG_ADMIN_URL.rsplit("/", 1)[0]
         return {
             "DATABASE_URL": f"{base}/{self.database}",
@@ -73,7 +74,7 @@ class Backend:
         """Drop the database and delete the Redis keys this run created."""
         if self.kind == "embedded" or not self.database:
             return
-        _admin_sql(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+        admin_sql(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
         import redis
 
         client = redis.Redis.from_url(REDIS_URL)
@@ -145,17 +146,10 @@ class BenchServer:
     def _wait_until_healthy(self, timeout: float) -> None:
         assert self.process is not None
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1.0).status_code == 200:
-                    self._wait_for_workers(deadline)
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"server did not become healthy in {timeout:.0f} s:\n{self.log()}")
+        measure.wait_until_answering(
+            self.process, f"{self.url}/health", timeout, "server", self.log
+        )
+        self._wait_for_workers(deadline)
 
     def _wait_for_workers(self, deadline: float) -> None:
         """With several workers, /health may answer before every worker has warmed up."""

@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 import redis
 
+from loadtests.server import admin_sql
 from tests.support import PG_ADMIN_URL, REDIS_TEST_URL, ServerProcess, clean_env
 
 RUN_ID = uuid.uuid4().hex[:10]
-
-
-def _admin(sql: str) -> None:
-    async def run() -> None:
-        conn = await asyncpg.connect(PG_ADMIN_URL)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run())
 
 
 @pytest.fixture(scope="session")
@@ -32,12 +20,12 @@ def pg_url() -> Iterator[str]:
     """A database created for this test run and dropped after it."""
     name = f"dicom_api_test_{RUN_ID}"
     try:
-        _admin(f'CREATE DATABASE "{name}"')
+        admin_sql(f'CREATE DATABASE "{name}"', PG_ADMIN_URL)
     except OSError as exc:
         pytest.exit(f"PostgreSQL is needed at {PG_ADMIN_URL} (set DICOM_API_TEST_PG): {exc}", 3)
     base = PG_ADMIN_URL.rsplit("/", 1)[0]
     yield f"{base}/{name}"
-    _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', PG_ADMIN_URL)
 
 
 @pytest.fixture(scope="session")
