@@ -7,10 +7,16 @@ import traceback
 
 import orjson
 from sanic import HTTPResponse, Request
-from sanic.exceptions import SanicException
+from sanic.exceptions import RequestCancelled, SanicException
 from sanic.handlers import ErrorHandler
 
-from service.errors import PROBLEM_CONTENT_TYPE, ApiError, InternalError, ServiceUnavailable
+from service.errors import (
+    PROBLEM_CONTENT_TYPE,
+    ApiError,
+    BadRequest,
+    InternalError,
+    ServiceUnavailable,
+)
 from service.quota import QuotaUnavailable
 from service.store import StoreUnavailable
 
@@ -61,6 +67,11 @@ class ProblemErrorHandler(ErrorHandler):
     """Sanic's error handler replaced: every error gets the same problem-details shape."""
 
     def default(self, request: Request, exception: Exception) -> HTTPResponse:
+        if isinstance(exception, RequestCancelled):
+            # The client closed the connection mid-request: not a fault of ours, and nobody
+            # is left to read this answer.
+            log.info("client closed the connection during %s", request.path)
+            return problem_response(BadRequest("The connection closed before the request ended."))
         error = as_api_error(exception)
         if isinstance(error, InternalError):
             # Type and frames only: an exception's message may quote uploaded data.
