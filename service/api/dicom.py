@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import mmap
 import struct
 import traceback
 from collections.abc import Mapping
@@ -16,12 +14,12 @@ from typing import Any
 import orjson
 import pybase64
 from sanic import Blueprint, HTTPResponse, Request
-from sanic.exceptions import SanicException
 from sanic.headers import parse_content_header
 
 import accel
 from service.auth.guards import KEY_REJECTED, api_key_required
 from service.auth.key_cache import ApiKeyCache
+from service.body import Body, discard_unread_body, receive_body
 from service.dicom import (
     ReadOptions,
     Upload,
@@ -55,7 +53,6 @@ bp = Blueprint("dicom")
 log = logging.getLogger(__name__)
 
 ENDPOINT = "/api/dicom/read/file/"
-DRAIN_BYTES = 64 * 1024 * 1024
 INLINE_BODY_BYTES = 256 * 1024
 MALFORMED_INPUT_ERRORS = (
     AttributeError,
@@ -181,19 +178,6 @@ def _first_values(params: Mapping[str, list[str]]) -> dict[str, str]:
     return {name: values[0] for name, values in params.items() if values}
 
 
-async def discard_unread_body(request: Request) -> None:
-    """Read and drop a body the handler will not use, so that the client, still sending, reads
-    the error response instead of a connection reset; bodies over DRAIN_BYTES are cut off."""
-    declared = request.headers.get("content-length", "")
-    stream = request.stream
-    if stream is None or not declared.isdigit() or int(declared) > DRAIN_BYTES:
-        return
-    stream.request_max_size = DRAIN_BYTES
-    with contextlib.suppress(SanicException):
-        async for _ in stream:  # type: ignore[attr-defined]  # Http, a Stream
-            pass
-
-
 def refuse_declared_oversize(request: Request, limit: int) -> None:
     """413 for a body whose Content-Length is already over the upload limit."""
     declared = request.headers.get("content-length", "")
@@ -212,9 +196,6 @@ def multipart_boundary(content_type: str) -> bytes:
     return boundary.encode("latin-1")
 
 
-Body = bytes | bytearray | mmap.mmap  # a request body as receive_body holds it
-
-
 def upload_parts(boundary: bytes, pieces: list[Body]) -> tuple[str, memoryview, dict[str, str]]:
     """(file name, file bytes, text fields) of the body; 400 when malformed or without a file.
 
@@ -231,45 +212,6 @@ def upload_parts(boundary: bytes, pieces: list[Body]) -> tuple[str, memoryview, 
         if part.name != "file":
             form.setdefault(part.name, bytes(part.data).decode("utf-8", "replace"))
     return files[0].filename or "", files[0].data, form
-
-
-RECEIVE_YIELD_BYTES = 2 * 1024 * 1024  # about a millisecond of copying between loop turns
-MAPPED_BODY_BYTES = 1024 * 1024
-
-
-async def receive_body(request: Request) -> list[Body]:
-    """The request body as pieces: one buffer of the declared length, filled as chunks arrive
-    (no second copy of a large upload), else the chunks themselves.
-
-    A body of MAPPED_BODY_BYTES or more goes into an anonymous memory map rather than a
-    bytearray: the kernel hands out zeroed pages as they are first written, where bytearray(n)
-    zero-fills every page up front (70 ms of event loop for 105 MB on the development machine)
-    and growing one copies it. Sanic hands over buffered chunks without suspending, so the
-    loop is also given a turn every RECEIVE_YIELD_BYTES: other requests are served meanwhile.
-    """
-    stream = request.stream
-    if stream is None:
-        return []
-    declared = request.headers.get("content-length", "")
-    if not declared.isdigit():
-        return [chunk async for chunk in stream]  # type: ignore[attr-defined]
-    size = int(declared)
-    body: bytearray | mmap.mmap = (
-        mmap.mmap(-1, size) if size >= MAPPED_BODY_BYTES else bytearray(size)
-    )
-    filled = unyielded = 0
-    async for chunk in stream:  # type: ignore[attr-defined]
-        if filled + len(chunk) > size:
-            raise BadRequest("The request body is longer than its Content-Length.")
-        body[filled : filled + len(chunk)] = chunk
-        filled += len(chunk)
-        unyielded += len(chunk)
-        if unyielded >= RECEIVE_YIELD_BYTES:
-            unyielded = 0
-            await asyncio.sleep(0)
-    if filled != size:
-        raise BadRequest("The request body is shorter or longer than its Content-Length.")
-    return [body]
 
 
 UploadParts = tuple[str, memoryview, dict[str, str]]
