@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 from sanic import HTTPResponse, Request
 
+from service.answer import Answer
 from service.errors import BadRequest, ValidationFailed
 
 
@@ -26,18 +27,23 @@ def json_response(
 LARGE_RESPONSE_BYTES = 1024 * 1024
 
 
-async def send_body(
-    request: Request, body: bytes, headers: Mapping[str, str], content_type: str
+async def send_answer(
+    request: Request, answer: Answer, headers: Mapping[str, str]
 ) -> HTTPResponse | None:
-    """Answer 200 with ``body``: returned as a response when small; written after its headers
-    when large, because Sanic otherwise joins headers and body into one new bytes object, a
-    copy of every large answer (megabytes of base64) made on the event loop."""
-    if len(body) < LARGE_RESPONSE_BYTES:
-        return HTTPResponse(body, headers=dict(headers), content_type=content_type)
+    """Answer 200 with ``answer`` (JSON): returned as a response when small; when large, its
+    headers are written with the exact Content-Length and then the answer piece by piece
+    (:meth:`Answer.pieces`), each write waiting for the client to keep up, so that neither a
+    whole copy of the answer nor Sanic's join of headers and body is ever made."""
+    length = len(answer)
+    if length < LARGE_RESPONSE_BYTES:
+        return HTTPResponse(
+            answer.to_bytes(), headers=dict(headers), content_type="application/json"
+        )
     response = await request.respond(
-        headers={**headers, "Content-Length": str(len(body))}, content_type=content_type
+        headers={**headers, "Content-Length": str(length)}, content_type="application/json"
     )
-    await response.send(body)
+    for piece in answer.pieces():
+        await response.send(piece)
     return None
 
 

@@ -17,6 +17,7 @@ from sanic import Blueprint, HTTPResponse, Request
 from sanic.headers import parse_content_header
 
 import accel
+from service.answer import Answer
 from service.auth.guards import KEY_REJECTED, api_key_required
 from service.auth.key_cache import ApiKeyCache
 from service.body import Body, discard_unread_body, receive_body
@@ -42,7 +43,7 @@ from service.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
-from service.http import send_body
+from service.http import send_answer
 from service.multipart import parse_multipart
 from service.quota import KeyRevoked, QuotaCounter, QuotaDecision, QuotaUnavailable
 from service.settings import Settings
@@ -83,8 +84,9 @@ def upload_limits(settings: Settings) -> UploadLimits:
 
 def render_instance(
     ds: Any, options: ReadOptions, max_pixel_bytes: int, pool: Executor | None
-) -> dict[str, Any]:
-    """The single-file response shape: metadata, ``ImageFormat`` and base64 ``Images``."""
+) -> tuple[dict[str, Any], list[bytes]]:
+    """One file's response shape without ``Images`` (metadata and ``ImageFormat``), and its
+    encoded images."""
     body = extract_metadata(ds, options.fields)
     images: list[bytes] = []
     if "PixelData" in ds or "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
@@ -119,8 +121,7 @@ def render_instance(
                 "The image attributes are malformed or inconsistent; it cannot be rendered."
             ) from None
     body["ImageFormat"] = IMAGE_FORMAT_NAMES[options.return_format]
-    body["Images"] = [pybase64.b64encode_as_string(image) for image in images]
-    return body
+    return body, images
 
 
 def read_dicom(
@@ -131,25 +132,33 @@ def read_dicom(
     pool: Executor | None,
 ) -> bytes:
     """Parse an upload (.dcm or .zip), render every instance and return the JSON body."""
-    return render_upload(
-        read_upload(filename, data, upload_limits(settings)), options, settings, pool
-    )
+    upload = read_upload(filename, data, upload_limits(settings))
+    return render_upload(upload, options, settings, pool).to_bytes()
 
 
 def render_upload(
     upload: Upload, options: ReadOptions, settings: Settings, pool: Executor | None
-) -> bytes:
-    """The JSON body for parsed instances: one file's shape, or ``Files`` (+ ``Skipped``)."""
+) -> Answer:
+    """The answer for parsed instances: one file's shape, or ``Files`` (+ ``Skipped``).
+
+    A single file's images stay raw until the answer is written (:class:`Answer`); a zip's
+    answer is serialised here in full.
+    """
     rendered = [
-        (name, render_instance(ds, options, settings.max_pixel_bytes, pool))
+        (name, *render_instance(ds, options, settings.max_pixel_bytes, pool))
         for name, ds in upload.instances
     ]
     if len(rendered) == 1 and not upload.skipped:
-        return orjson.dumps(rendered[0][1])
-    body: dict[str, Any] = {"Files": [{"FileName": name, **shape} for name, shape in rendered]}
+        _, shape, images = rendered[0]
+        return Answer.of(shape, images)
+    files = [
+        {"FileName": name, **shape, "Images": [pybase64.b64encode_as_string(i) for i in images]}
+        for name, shape, images in rendered
+    ]
+    body: dict[str, Any] = {"Files": files}
     if upload.skipped:
         body["Skipped"] = list(upload.skipped)
-    return orjson.dumps(body)
+    return Answer.whole(orjson.dumps(body))
 
 
 async def reserve_quota(
@@ -245,7 +254,7 @@ def read_upload_body(
     query: dict[str, str],
     settings: Settings,
     pool: Executor | None,
-) -> bytes:
+) -> Answer:
     """All the CPU work of one request, run in the render pool: multipart, options, rendering."""
     upload, options = parse_upload_body(boundary, chunks, query, settings)
     return render_upload(upload, options, settings, pool)
@@ -253,7 +262,7 @@ def read_upload_body(
 
 def read_upload_parts(
     parts: UploadParts, query: dict[str, str], settings: Settings, pool: Executor | None
-) -> bytes:
+) -> Answer:
     """:func:`read_upload_body` for a body whose multipart is already parsed."""
     upload, options = parse_upload_parts(parts, query, settings)
     return render_upload(upload, options, settings, pool)
@@ -273,7 +282,7 @@ def renders_inline(upload: Upload, options: ReadOptions, pixel_bytes: int) -> bo
 
 async def render_request(
     ctx: Any, boundary: bytes, chunks: list[Body], query: dict[str, str]
-) -> bytes:
+) -> Answer:
     """The response body for an upload.
 
     Small single images (DICOM_API_INLINE_PIXEL_BYTES of pixels, from a body of at most
@@ -332,7 +341,7 @@ async def read_file_metered(request: Request) -> HTTPResponse | None:
             chunks = await receive_body(request)
         request.ctx.body_read = True
         with timer.measure("render"):
-            body = await render_request(ctx, boundary, chunks, _first_values(request.args))
+            answer = await render_request(ctx, boundary, chunks, _first_values(request.args))
     except BaseException:
         try:
             await ctx.quota.release(user_id, decision.month)
@@ -341,4 +350,4 @@ async def read_file_metered(request: Request) -> HTTPResponse | None:
         raise
     ctx.usage.record_success(user_id, now)
     headers = {**decision.headers(), "Server-Timing": timer.header()}
-    return await send_body(request, body, headers, "application/json")
+    return await send_answer(request, answer, headers)

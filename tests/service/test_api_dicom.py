@@ -265,7 +265,7 @@ def test_only_small_single_images_render_inline() -> None:
 
 
 def test_large_answers_carry_the_same_headers_and_an_exact_length(api) -> None:
-    # Answers of a megabyte or more are written after their headers (service.http.send_body).
+    # Answers of a megabyte or more are written after their headers (service.http.send_answer).
     rng = np.random.default_rng(7)
     ds = pydicom.dcmread(io.BytesIO(tiny_dicom(rows=256, columns=256, frames=24)))
     ds.PixelData = rng.integers(0, 4096, (24, 256, 256), dtype=np.uint16).tobytes()
