@@ -118,7 +118,10 @@ async def read_from_socket(request: Request, buffer: memoryview, filled: int) ->
         sock.setblocking(False)
         unyielded = 0
         while filled < end:
-            received = await loop.sock_recv_into(sock, buffer[filled:end])
+            try:
+                received = await loop.sock_recv_into(sock, buffer[filled:end])
+            except OSError:  # e.g. reset by the client
+                received = 0
             if not received:  # the client stopped sending: nothing more to read or drain
                 http.request_body = None
                 http.keep_alive = False

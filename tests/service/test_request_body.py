@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import secrets
 import socket
+import struct
 import time
 from collections.abc import Iterator
 
@@ -147,3 +148,20 @@ def test_a_body_cut_short_gets_a_400_and_costs_no_quota(api, server, upload, con
     assert "shorter than its Content-Length" in orjson.loads(problem)["detail"]
     # The server still serves, and the cut-short upload gave its unit of the quota back.
     assert remaining_after_upload() == before - 1
+
+
+def test_a_reset_mid_body_is_no_server_error(api, server, upload) -> None:
+    body, content_type = upload
+    errors_before = server.log().count("unhandled")
+    with socket.create_connection(("127.0.0.1", server.port), timeout=60) as sock:
+        sock.sendall(request_head(server, key_of(api), content_type, len(body)))
+        sock.sendall(body[: len(body) // 2])
+        time.sleep(0.5)  # the server is now reading the body from the socket itself
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    # Closed with SO_LINGER 0: a reset. The server logs no error and keeps serving.
+    client, headers = api
+    response = client.post(
+        ENDPOINT, content=body, headers={**headers, "Content-Type": content_type}
+    )
+    assert response.status_code == 200
+    assert server.log().count("unhandled") == errors_before
