@@ -90,6 +90,8 @@ def socket_readable(request: Request) -> bool:
     transport = request.transport
     if not isinstance(stream, Http) or stream.request_body is not True:
         return False
+    if not isinstance(stream.recv_buffer, bytearray) or not stream.request_bytes_left:
+        return False
     if transport.get_extra_info("sslcontext") is not None:
         return False
     raw = transport.get_extra_info("socket")
