@@ -62,6 +62,28 @@ def test_targets_are_judged_from_rows() -> None:
     assert "| 0002-png" in report.table(rows)
 
 
+def test_rss_sampler_lists_processes_once_per_refresh() -> None:
+    # Listing a process tree scans /proc (ms of CPU); reading one RSS is cheap.
+    listed = []
+
+    def processes() -> list:
+        listed.append(1)
+        return measure.self_process()
+
+    sampler = measure.RssSampler(processes, interval=0.001, refresh=60.0)
+    with sampler.running():
+        for _ in range(5):
+            sampler.sample()
+    assert len(listed) == 1 and sampler.peak_mb > 0
+    with sampler.running():  # a new run lists them afresh
+        pass
+    assert len(listed) == 2
+    eager = measure.RssSampler(processes, refresh=0.0)
+    eager.sample()
+    eager.sample()
+    assert len(listed) == 4
+
+
 def test_server_timing_is_parsed_and_summarized() -> None:
     header = 'auth;dur=0.20, quota;dur=0.30, upload;dur=1.00, render;desc="x";dur=4, miss;dur=x'
     parsed = measure.parse_server_timing(header)
