@@ -51,9 +51,9 @@ def baseline_row(case: str, item: BenchInput, fmt: str, repeat: int) -> Row:
 
 
 def pipeline_row(case: str, item: BenchInput, fmt: str, repeat: int, pool: Executor) -> Row:
-    """``service.api.dicom.read_dicom``: parse, metadata, accel render, base64, orjson."""
-    from service.api.dicom import read_dicom
+    """``service.dicom.render.read_dicom``: parse, metadata, accel render, base64, orjson."""
     from service.dicom import ReadOptions
+    from service.dicom.render import read_dicom
     from service.settings import Settings
 
     options = ReadOptions(return_format=fmt)

@@ -15,6 +15,7 @@ from service.api import accounts, dicom, health, keys, profiles, usage
 from service.auth.passwords import Passwords
 from service.auth.tokens import TokenIssuer
 from service.context import AppContext
+from service.dicom.render import warm_up as warm_up_rendering
 from service.problems import ProblemErrorHandler
 from service.quota import UsageRecorder, make_counter
 from service.settings import Settings, load_settings
@@ -85,7 +86,7 @@ async def _open_resources(app: Sanic) -> None:
     ctx.encode_pool = ThreadPoolExecutor(settings.render_threads, thread_name_prefix="encode")
     loop = asyncio.get_running_loop()
     ctx.passwords = await loop.run_in_executor(None, Passwords)
-    await loop.run_in_executor(ctx.render_pool, dicom.warm_up)
+    await loop.run_in_executor(ctx.render_pool, warm_up_rendering)
     freeze_startup_objects()
 
 

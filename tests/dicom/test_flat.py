@@ -25,10 +25,10 @@ from pydicom.uid import (
 )
 
 import service.dicom.upload as upload_module
-from service.api.dicom import read_dicom
 from service.dicom.flat import FlatDataset, read_flat
 from service.dicom.metadata import extract_metadata
 from service.dicom.options import ReadOptions
+from service.dicom.render import read_dicom
 from service.errors import ApiError
 from service.settings import load_settings
 from tests.dicom.builders import SECONDARY_CAPTURE, make_dataset

@@ -245,8 +245,8 @@ def test_refused_large_uploads_still_get_their_answer(api) -> None:
 
 
 def test_only_small_single_images_render_inline() -> None:
-    from service.api.dicom import renders_inline
     from service.dicom import ReadOptions, UploadLimits, read_upload
+    from service.dicom.render import renders_inline
 
     limit = 128 * 1024
     small = read_upload("s.dcm", tiny_dicom(rows=64, columns=64), UploadLimits())

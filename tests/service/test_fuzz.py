@@ -9,8 +9,8 @@ import warnings
 import pytest
 from pydicom.data import get_testdata_file
 
-from service.api.dicom import read_dicom
 from service.dicom import ReadOptions
+from service.dicom.render import read_dicom
 from service.errors import ApiError
 from service.settings import Settings
 from tests.support import tiny_dicom
