@@ -50,7 +50,7 @@ def create_app(settings: Settings) -> Sanic:
     app.config.FALLBACK_ERROR_FORMAT = "json"
     app.config.KEEP_ALIVE_TIMEOUT = 75
     app.config.REQUEST_TIMEOUT = 120
-    app.config.RESPONSE_TIMEOUT = 600
+    app.config.RESPONSE_TIMEOUT = settings.response_timeout
     app.config.NOISY_EXCEPTIONS = False
     for module in (accounts, profiles, keys, usage, dicom, health):
         app.blueprint(module.bp)

@@ -35,6 +35,7 @@ MAPPED_BODY_BYTES = 1024 * 1024  # from this size on, the body goes into an anon
 SOCKET_READ_BYTES = 1024 * 1024  # bodies with more than this left are read from the socket
 RECEIVE_YIELD_BYTES = 2 * 1024 * 1024  # about a millisecond of copying between loop turns
 DRAIN_BYTES = 64 * 1024 * 1024
+DRAIN_SECONDS = 30.0
 
 
 async def receive_body(request: Request) -> list[Body]:
@@ -116,7 +117,11 @@ async def read_from_socket(request: Request, buffer: memoryview, filled: int) ->
     transport = cast(asyncio.Transport, request.transport)
     transport.pause_reading()  # Sanic resumes it when it next waits for data
     raw = transport.get_extra_info("socket")
-    with socket.socket(fileno=os.dup(raw.fileno())) as sock:
+    try:
+        duplicate = os.dup(raw.fileno())
+    except OSError:  # out of file descriptors: Sanic's stream reads the rest
+        return filled
+    with socket.socket(fileno=duplicate) as sock:
         sock.setblocking(False)
         unyielded = 0
         while filled < end:
@@ -140,12 +145,23 @@ async def read_from_socket(request: Request, buffer: memoryview, filled: int) ->
 
 async def discard_unread_body(request: Request) -> None:
     """Read and drop a body the handler will not use, so that the client, still sending, reads
-    the error response instead of a connection reset; bodies over DRAIN_BYTES are cut off."""
+    the error response instead of a connection reset. Bodies over DRAIN_BYTES, and whatever
+    is still unsent after DRAIN_SECONDS, are not waited for: the connection is then closed
+    after the response."""
     declared = request.headers.get("content-length", "")
     stream = request.stream
     if stream is None or not declared.isdigit() or int(declared) > DRAIN_BYTES:
         return
+    if request.transport.is_closing():
+        return
     stream.request_max_size = DRAIN_BYTES
-    with contextlib.suppress(SanicException):
-        async for _ in stream:  # type: ignore[attr-defined]  # Http, a Stream
-            pass
+    try:
+        async with asyncio.timeout(DRAIN_SECONDS):
+            async for _ in stream:  # type: ignore[attr-defined]  # Http, a Stream
+                pass
+    except TimeoutError:
+        if isinstance(stream, Http):  # Sanic must neither wait for the rest nor reuse this
+            stream.request_body = None  # connection, whose next bytes are still body
+            stream.keep_alive = False
+    except SanicException:
+        pass

@@ -33,6 +33,7 @@ class Settings:
     render_threads: int = 2
     inline_pixel_bytes: int = 128 * 1024
     db_pool_size: int = 10
+    response_timeout: int = 600
 
     @property
     def sqlite_path(self) -> Path:
@@ -60,6 +61,7 @@ _INT_SETTINGS: dict[str, tuple[str, int, int]] = {
     "DICOM_API_RENDER_THREADS": ("render_threads", 1, 256),
     "DICOM_API_INLINE_PIXEL_BYTES": ("inline_pixel_bytes", 0, 16 * 1024 * 1024),
     "DICOM_API_DB_POOL_SIZE": ("db_pool_size", 1, 1000),
+    "DICOM_API_RESPONSE_TIMEOUT": ("response_timeout", 1, 24 * 3600),
 }
 
 # Every environment variable the service reads; the README documents each one.

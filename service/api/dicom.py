@@ -187,6 +187,8 @@ async def read_file(request: Request) -> HTTPResponse | None:
     request.ctx.body_read = False
     try:
         return await read_file_metered(request)
+    except asyncio.CancelledError:
+        raise  # a timeout or a client gone: Sanic closes the connection, nothing to drain for
     except BaseException:
         if not request.ctx.body_read:
             await discard_unread_body(request)
@@ -216,7 +218,9 @@ async def read_file_metered(request: Request) -> HTTPResponse | None:
             answer = await render_request(ctx, boundary, chunks, _first_values(request.args))
     except BaseException:
         try:
-            await ctx.quota.release(user_id, decision.month)
+            # Shielded: a second cancellation (a timeout, then the client leaving) must not
+            # cut the release short and lose the unit.
+            await asyncio.shield(ctx.quota.release(user_id, decision.month))
         except QuotaUnavailable:
             log.warning("could not release a quota unit: quota backend unreachable")
         raise

@@ -11,10 +11,11 @@ import struct
 import time
 from collections.abc import Iterator
 
+import httpx
 import orjson
 import pytest
 
-from tests.support import tiny_dicom
+from tests.support import ServerProcess, clean_env, developer_with_key, tiny_dicom
 
 ENDPOINT = "/api/dicom/read/file/"
 
@@ -165,3 +166,36 @@ def test_a_reset_mid_body_is_no_server_error(api, server, upload) -> None:
     )
     assert response.status_code == 200
     assert server.log().count("unhandled") == errors_before
+
+
+@pytest.fixture(scope="module")
+def impatient(tmp_path_factory) -> Iterator[tuple[ServerProcess, str]]:
+    """A server that gives up on a request after 2 s without a byte, and an API key for it."""
+    data_dir = tmp_path_factory.mktemp("impatient")
+    env = clean_env({"DICOM_API_DATA_DIR": str(data_dir), "DICOM_API_RESPONSE_TIMEOUT": "2"})
+    server = ServerProcess(env).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=60) as client:
+            _, key = developer_with_key(client)
+        yield server, key
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("size", [3 * 1024 * 1024, 200 * 1024], ids=["socket-read", "sanic-read"])
+def test_a_stalled_upload_is_answered_503_and_closed(impatient, upload, size) -> None:
+    server, key = impatient
+    body, content_type = upload
+    body = body[:size]  # what is declared; half of it is sent, then nothing
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(request_head(server, key, content_type, len(body)))
+        sock.sendall(body[: len(body) // 2])
+        started = time.monotonic()
+        status, _, problem = Responses(sock).next()
+        waited = time.monotonic() - started
+        assert status == 503, problem
+        assert sock.recv(1) == b""  # and the connection is closed
+    # Answered by the timeout, not by anything the client did (it never sent the rest).
+    assert 1.5 < waited < 20
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        assert client.get("/health").status_code == 200
