@@ -27,7 +27,7 @@ from sanic import Request
 from sanic.exceptions import SanicException
 from sanic.http import Http
 
-from service.errors import BadRequest
+from service.errors import BadRequest, ServiceUnavailable
 
 Body = bytes | bytearray | mmap.mmap  # a request body as receive_body holds it
 
@@ -55,7 +55,12 @@ async def receive_body(request: Request) -> list[Body]:
     if not declared.isdigit():
         return [chunk async for chunk in stream]  # type: ignore[attr-defined]
     size = int(declared)
-    body = anonymous_map(size) if size >= MAPPED_BODY_BYTES else bytearray(size)
+    try:
+        body = anonymous_map(size) if size >= MAPPED_BODY_BYTES else bytearray(size)
+    except (MemoryError, OSError):
+        raise ServiceUnavailable(
+            "The server cannot hold an upload of this size in memory right now; retry shortly."
+        ) from None
     filled = unyielded = 0
     async for chunk in stream:  # type: ignore[attr-defined]
         if filled + len(chunk) > size:

@@ -106,7 +106,8 @@ class QuotaExceeded(ApiError):
 
 
 class ServiceUnavailable(ApiError):
-    """A dependency (database, Redis) cannot be reached; the client should retry later."""
+    """A dependency (database, Redis) cannot be reached, or memory for an upload cannot be had;
+    the client should retry later."""
 
     status = 503
     title = "Service Unavailable"

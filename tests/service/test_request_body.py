@@ -5,6 +5,7 @@ a 400 while the server keeps serving."""
 
 from __future__ import annotations
 
+import resource
 import secrets
 import socket
 import struct
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 
 import httpx
 import orjson
+import psutil
 import pytest
 
 from tests.support import ServerProcess, clean_env, developer_with_key, tiny_dicom
@@ -197,5 +199,32 @@ def test_a_stalled_upload_is_answered_503_and_closed(impatient, upload, size) ->
         assert sock.recv(1) == b""  # and the connection is closed
     # Answered by the timeout, not by anything the client did (it never sent the rest).
     assert 1.5 < waited < 20
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        assert client.get("/health").status_code == 200
+
+
+def test_an_upload_too_large_for_memory_now_gets_a_503(impatient, upload) -> None:
+    # The worker's address space is capped at what it uses plus 256 MB, so the 400 MB buffer
+    # for the declared body cannot be mapped: a clear 503, and the worker carries on.
+    server, key = impatient
+    _, content_type = upload
+    assert server.process is not None
+    (worker,) = [
+        process
+        for process in psutil.Process(server.process.pid).children(recursive=True)
+        if process.environ().get("SANIC_WORKER_NAME", "").startswith("Sanic-Server")
+    ]
+    headroom = worker.memory_info().vms + 256 * 1024 * 1024
+    soft, hard = resource.prlimit(worker.pid, resource.RLIMIT_AS)
+    resource.prlimit(worker.pid, resource.RLIMIT_AS, (headroom, hard))
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+            sock.sendall(request_head(server, key, content_type, 400 * 1024 * 1024))
+            status, headers, problem = Responses(sock).next()
+        assert status == 503, problem
+        assert headers.get("retry-after"), (headers, problem)
+        assert "in memory" in orjson.loads(problem)["detail"]
+    finally:
+        resource.prlimit(worker.pid, resource.RLIMIT_AS, (soft, hard))
     with httpx.Client(base_url=server.url, timeout=30) as client:
         assert client.get("/health").status_code == 200
