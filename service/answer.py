@@ -54,7 +54,9 @@ class Answer:
         return len(self.head) + text + len(self.tail)
 
     def pieces(self, piece_bytes: int = PIECE_BYTES) -> Iterator[bytes]:
-        """The answer's bytes in order, each piece holding about ``piece_bytes`` of base64."""
+        """The answer's bytes in order: the head, then pieces of whole images' base64 of at
+        least ``piece_bytes`` each (one large image may make a piece alone), the last one
+        shorter, then the tail."""
         yield self.head
         batch: list[bytes] = []
         batched = 0

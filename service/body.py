@@ -39,14 +39,16 @@ DRAIN_SECONDS = 30.0
 
 
 async def receive_body(request: Request) -> list[Body]:
-    """The request body as pieces: one buffer of the declared length, filled as chunks arrive
-    (no second copy of a large upload), else the chunks themselves.
+    """The request body as pieces: one buffer of the declared length (no second copy of a large
+    upload), else, without a Content-Length, the chunks themselves.
 
-    A body of MAPPED_BODY_BYTES or more goes into an anonymous memory map rather than a
-    bytearray: the kernel hands out zeroed pages as they are first written, where bytearray(n)
-    zero-fills every page up front (70 ms of event loop for 105 MB on the development machine)
-    and growing one copies it. Sanic hands over buffered chunks without suspending, so the
-    loop is also given a turn every RECEIVE_YIELD_BYTES: other requests are served meanwhile.
+    A body of MAPPED_BODY_BYTES or more goes into a private anonymous memory map
+    (:func:`anonymous_map`) rather than a bytearray, which zero-fills every page up front
+    (60-70 ms of event loop for 105 MB on the development machines). After the first chunk,
+    a body with more than SOCKET_READ_BYTES left is read from the socket itself
+    (:func:`read_from_socket`); otherwise chunks come through Sanic's stream, which hands over
+    buffered chunks without suspending, so the loop is given a turn every RECEIVE_YIELD_BYTES:
+    other requests are served meanwhile.
     """
     stream = request.stream
     if stream is None:

@@ -139,7 +139,8 @@ def read_upload_body(
     settings: Settings,
     pool: Executor | None,
 ) -> Answer:
-    """All the CPU work of one request, run in the render pool: multipart, options, rendering."""
+    """One request's parsing and rendering, run in the render pool: multipart, options, DICOM,
+    rendering (the images' base64 is made later, while the answer is written)."""
     upload, options = parse_upload_body(boundary, chunks, query, settings)
     return render_upload(upload, options, settings, pool)
 

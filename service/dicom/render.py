@@ -1,6 +1,7 @@
 """Rendering parsed uploads into the read-file answer: metadata plus every selected frame
 encoded by accel, for one file or each file of a zip. No HTTP here: the handler in
-``service.api.dicom`` calls these in its render pool."""
+``service.api.dicom`` calls these in its render pool (or on the event loop for a small single
+image, see :func:`renders_inline`); the benchmark and the tests call :func:`read_dicom`."""
 
 from __future__ import annotations
 
