@@ -10,7 +10,8 @@ and the first chunk has come through Sanic (which answers ``Expect: 100-continue
 its limits), the rest of a large body is read by ``sock_recv_into`` on a duplicate of the
 connection's socket, with the transport's own reading paused, directly into the buffer; Sanic's
 count of bytes left is kept in step after every read, so whatever happens Sanic's own state is
-exactly as if it had read those bytes itself.
+exactly as if it had read those bytes itself. (Sanic's ``http.lifecycle.read_body`` signal is
+not dispatched for the bytes read this way; this service listens to no such signal.)
 """
 
 from __future__ import annotations
