@@ -198,3 +198,84 @@ def rgb_image(frames: int, rows: int, cols: int) -> np.ndarray:
         out[f, ..., 1] = y * 255 // max(1, rows - 1)
         out[f, ..., 2] = ((x + y) * 128 // max(1, rows + cols - 2) + 60) % 256
     return out
+
+
+# Baseline JPEG colour-space fixtures ------------------------------------------------------------
+
+_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+
+
+def jpeg_segments(data: bytes) -> list[tuple[int, int, int]]:
+    """(marker, start, end) of each header segment from just after SOI up to and including SOS."""
+    assert data[:2] == b"\xff\xd8"
+    out, pos = [], 2
+    while True:
+        assert data[pos] == 0xFF
+        marker = data[pos + 1]
+        end = pos + 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+        out.append((marker, pos, end))
+        if marker == 0xDA:
+            return out
+        pos = end
+
+
+def without_colour_markers(data: bytes, component_ids: Sequence[int] | None = None) -> bytes:
+    """The JPEG without its JFIF APP0 and Adobe APP14 segments, optionally with the component
+    IDs of its SOF and SOS segments rewritten (the entropy-coded data is kept as it is)."""
+    segments = jpeg_segments(data)
+    out = bytearray(data[:2])
+    for marker, start, end in segments:
+        segment = bytearray(data[start:end])
+        if marker == 0xE0 and segment[4:9] == b"JFIF\0":
+            continue
+        if marker == 0xEE and segment[4:9] == b"Adobe":
+            continue
+        if component_ids is not None and marker in _SOF_MARKERS:
+            assert segment[9] == len(component_ids)
+            for k, cid in enumerate(component_ids):
+                segment[10 + 3 * k] = cid
+        if component_ids is not None and marker == 0xDA:
+            assert segment[4] == len(component_ids)
+            for k, cid in enumerate(component_ids):
+                segment[5 + 2 * k] = cid
+        out += segment
+    out += data[segments[-1][2] :]
+    return bytes(out)
+
+
+def rgb_component_jpeg(frame: np.ndarray, quality: int = 95) -> bytes:
+    """A 4:4:4 baseline JPEG whose components are R, G, B (no colour transform): libjpeg writes
+    an Adobe APP14 marker with transform 0 and component IDs 'R', 'G', 'B' for it."""
+    buf = io.BytesIO()
+    Image.fromarray(frame, "RGB").save(buf, "JPEG", quality=quality, keep_rgb=True, subsampling=0)
+    return buf.getvalue()
+
+
+def ycbcr_jpeg(frame: np.ndarray, quality: int = 95) -> bytes:
+    """A 4:2:2 baseline JFIF JPEG (YCbCr components, IDs 1, 2, 3) encoded by libjpeg-turbo."""
+    return simplejpeg.encode_jpeg(frame, quality=quality, colorspace="RGB", colorsubsampling="422")
+
+
+def encapsulated_jpeg_ds(encoded: Sequence[bytes], pixels: np.ndarray, photometric: str) -> Dataset:
+    """A JPEG Baseline dataset holding the `encoded` frames of `pixels` (frames, rows, cols, 3)."""
+    ds = make_ds(pixels, photometric="RGB")
+    ds.PixelData = encapsulate(list(encoded))
+    ds["PixelData"].VR = "OB"
+    ds.PhotometricInterpretation = photometric
+    ds.LossyImageCompression = "01"
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    return reread(ds)
+
+
+JFIF_APP0 = b"\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+
+
+def adobe_app14(transform: int) -> bytes:
+    """An Adobe APP14 segment (version 100, no flags) with the given colour transform."""
+    return b"\xff\xee\x00\x0eAdobe\x00\x64\x00\x00\x00\x00" + bytes([transform])
+
+
+def with_segments(data: bytes, *segments: bytes) -> bytes:
+    """The JPEG with `segments` inserted right after its SOI marker."""
+    assert data[:2] == b"\xff\xd8"
+    return b"".join((data[:2], *segments, data[2:]))
