@@ -97,6 +97,11 @@ class UnprocessableContent(ApiError):
     title = "Unprocessable Content"
 
 
+class TruncatedFile(UnprocessableContent):
+    """A DICOM file that ends inside an element (its header or its value): cut short in transit;
+    the detail names the element's tag and the byte where it starts, never a value."""
+
+
 class QuotaExceeded(ApiError):
     """429 carrying the spec's ``error``, ``quota`` and ``requests_used`` members."""
 

@@ -9,10 +9,14 @@ from service.dicom.options import (
     parse_read_options,
     resolve_frames,
 )
+from service.dicom.truncation import Truncation, find_truncation
 from service.dicom.upload import (
+    INVALID_FILE_TYPE,
     Instance,
     Upload,
+    check_file_name,
     check_pixel_volume,
+    file_extension,
     is_zip_upload,
     parse_dicom,
     pixel_volume_bytes,
@@ -20,14 +24,19 @@ from service.dicom.upload import (
 )
 
 __all__ = [
+    "INVALID_FILE_TYPE",
     "FrameSpec",
     "Instance",
     "ReadOptions",
     "ReturnFormat",
+    "Truncation",
     "Upload",
     "UploadLimits",
+    "check_file_name",
     "check_pixel_volume",
     "extract_metadata",
+    "file_extension",
+    "find_truncation",
     "is_zip_upload",
     "parse_dicom",
     "parse_read_options",

@@ -12,7 +12,9 @@ paths' whole responses on generated files.
 Anything else returns None and the upload goes through pydicom: no DICM preamble, a transfer
 syntax other than Explicit or Implicit VR Little Endian, sequences, undefined lengths, elements
 out of order, ambiguous or unknown VRs, a character set other than the default, ISO_IR 100 or
-ISO_IR 192, float pixel data, colour or palette images, bit-packed or 64-bit pixels.
+ISO_IR 192, float pixel data, colour or palette images, bit-packed or 64-bit pixels. A file
+whose last element runs past the end of the bytes is declined by the walk's own end check (no
+cost added): ``upload.parse_dicom`` then reports it as truncated (``service.dicom.truncation``).
 """
 
 from __future__ import annotations

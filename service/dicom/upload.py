@@ -22,9 +22,12 @@ from pydicom.uid import (
 
 from service.dicom.archive import UploadLimits, iter_zip, looks_like_zip
 from service.dicom.flat import FlatDataset, read_flat
-from service.errors import PayloadTooLarge, UnprocessableContent, ValidationFailed
+from service.dicom.truncation import Truncation, find_truncation
+from service.errors import PayloadTooLarge, TruncatedFile, UnprocessableContent, ValidationFailed
 
 ACCEPTED = "must be a DICOM file (.dcm) or a .zip of DICOM files"
+INVALID_FILE_TYPE = "Invalid file type. Only .dcm, .DCM, .zip are allowed."
+ALLOWED_EXTENSIONS = frozenset({"", ".dcm", ".zip"})  # "": no extension, as DICOM often has
 _PIXEL_DATA_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # Pixel, Float and Double Float Pixel Data
 DEFER_BYTES = 1024 * 1024
 NATIVE_SYNTAXES = frozenset({ImplicitVRLittleEndian, ExplicitVRLittleEndian, ExplicitVRBigEndian})
@@ -96,8 +99,9 @@ def has_dicm_magic(data: Buffer) -> bool:
     return data[128:132] == b"DICM"
 
 
-def _plausible(ds: Dataset | FlatDataset) -> bool:
-    """A forced read accepts almost any bytes, so demand a real SOP Class UID or image pixels."""
+def _plausible(ds: Dataset | FlatDataset, *, pixels_cut: bool = False) -> bool:
+    """A forced read accepts almost any bytes, so demand a real SOP Class UID or image pixels
+    (``pixels_cut``: the file ends inside its pixel data, which ``ds`` therefore lacks)."""
     try:
         if 0x00080016 in ds:
             sop: Any = (
@@ -110,7 +114,7 @@ def _plausible(ds: Dataset | FlatDataset) -> bool:
             sop = str(sop or "").strip("\x00 ")
             if _UID.match(sop) and len(sop) <= 64:
                 return True
-        has_pixels = any(tag in ds for tag in _PIXEL_DATA_TAGS)
+        has_pixels = pixels_cut or any(tag in ds for tag in _PIXEL_DATA_TAGS)
         return has_pixels and 0x00280010 in ds and 0x00280011 in ds
     except Exception:
         return False
@@ -135,9 +139,39 @@ def _fill_transfer_syntax(ds: Dataset) -> None:
 
 
 def parse_dicom(data: Buffer) -> Dataset | FlatDataset | None:
-    """The dataset if the bytes are a DICOM file (magic, or a forced read that looks real).
+    """The dataset if the bytes are a DICOM file (magic, or a forced read that looks real);
+    raises TruncatedFile (422) for a DICOM file that ends inside an element.
 
-    The commonest files (service.dicom.flat) are read without building a pydicom Dataset.
+    The commonest files (service.dicom.flat) are read without building a pydicom Dataset; the
+    flat reader declines a file whose elements run past its end, so it never returns a cut one.
+    Every other file is checked by :func:`find_truncation` before pydicom reads it (pydicom
+    stops silently at the end of the data).
+    """
+    if len(data) < 8:
+        return None
+    flat = read_flat(data)
+    if flat is not None:
+        return flat if _plausible(flat) else None
+    truncation = find_truncation(data)
+    if truncation is not None:
+        if _is_dicom_before(data, truncation):
+            raise TruncatedFile(truncation.message)
+        return None
+    return _read_with_pydicom(data)
+
+
+def _is_dicom_before(data: Buffer, truncation: Truncation) -> bool:
+    """Whether the elements before the one the file ends inside are a plausible dataset (else
+    the bytes are not DICOM at all, and saying "truncated" would mislead)."""
+    prefix = memoryview(data).cast("B")[: truncation.offset]
+    flat = read_flat(prefix)
+    ds = flat if flat is not None else _read_with_pydicom(prefix, check=False)
+    return ds is not None and _plausible(ds, pixels_cut=truncation.tag in _PIXEL_DATA_TAGS)
+
+
+def _read_with_pydicom(data: Buffer, *, check: bool = True) -> Dataset | None:
+    """pydicom's forced read of a whole file (no truncation check here), None if it fails or
+    does not look like DICOM (``check``).
 
     Elements over DEFER_BYTES are not copied by pydicom but taken from ``data`` afterwards: the
     pixel data of an uncompressed file stays a view of the upload (no second copy of the pixel
@@ -145,9 +179,6 @@ def parse_dicom(data: Buffer) -> Dataset | FlatDataset | None:
     """
     if len(data) < 8:
         return None
-    flat = read_flat(data)
-    if flat is not None:
-        return flat if _plausible(flat) else None
     try:
         with BufferReader(data) as reader:
             ds = pydicom.dcmread(reader, force=True, defer_size=DEFER_BYTES)
@@ -160,7 +191,7 @@ def parse_dicom(data: Buffer) -> Dataset | FlatDataset | None:
     except Exception:
         # pydicom raises many types for garbage (and warnings, when they are errors in tests).
         return None
-    if len(ds) == 0 or not _plausible(ds):
+    if len(ds) == 0 or (check and not _plausible(ds)):
         return None
     _fill_transfer_syntax(ds)
     return ds
@@ -203,14 +234,36 @@ def _not_dicom(detail: str) -> ValidationFailed:
     return ValidationFailed({"file": [detail]}, detail=f"The file {ACCEPTED}.")
 
 
+def file_extension(filename: str) -> str:
+    """The extension of the name's last path component, lower case (".dcm"), "" for none; as
+    ``os.path.splitext``, leading dots are no extension (".dcm" is a name).
+
+    A suffix of digits only is no extension: DICOM files are often named by their UID
+    (``1.2.840.113619.2.55.3.604688119``).
+    """
+    base = filename[max(filename.rfind("/"), filename.rfind("\\")) + 1 :]
+    stem, dot, suffix = base.rpartition(".")
+    if not dot or not stem.strip(".") or not suffix or (suffix.isascii() and suffix.isdigit()):
+        return ""
+    return "." + suffix.lower()
+
+
+def check_file_name(filename: str) -> None:
+    """The guide's rule (400): a .dcm or .zip name in any case, or one without an extension."""
+    if file_extension(filename) not in ALLOWED_EXTENSIONS:
+        raise ValidationFailed({"file": [INVALID_FILE_TYPE]}, detail=INVALID_FILE_TYPE)
+
+
 def is_zip_upload(filename: str, data: Buffer) -> bool:
     """Whether :func:`read_upload` reads the upload as a zip: no DICM magic, and a zip's magic
     or a .zip name."""
-    return not has_dicm_magic(data) and (looks_like_zip(data) or filename.lower().endswith(".zip"))
+    return not has_dicm_magic(data) and (looks_like_zip(data) or file_extension(filename) == ".zip")
 
 
 def read_upload(filename: str, data: Buffer, limits: UploadLimits) -> Upload:
-    """Parse an upload: DICM magic wins, then zip (by magic or a .zip name), then a forced read."""
+    """Parse an upload whose name passes :func:`check_file_name`: DICM magic wins, then zip (by
+    magic or a .zip name), then a forced read. Zip entry names are labels, never checked."""
+    check_file_name(filename)
     label = filename or "upload"
     if not data:
         raise _not_dicom(f"{label!r} is empty; the file {ACCEPTED}")
@@ -231,7 +284,11 @@ def _read_zip(label: str, data: bytes, limits: UploadLimits) -> Upload:
         if member.data is None:
             skipped.append(member.name)
             continue
-        ds = parse_dicom(member.data)
+        try:
+            ds = parse_dicom(member.data)
+        except TruncatedFile as exc:
+            skipped.append(f"{member.name}: {exc.detail}")
+            continue
         if ds is None or _is_dicomdir(ds):
             skipped.append(member.name)
         else:

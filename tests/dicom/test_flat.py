@@ -29,7 +29,7 @@ from service.dicom.flat import FlatDataset, read_flat
 from service.dicom.metadata import extract_metadata
 from service.dicom.options import ReadOptions
 from service.dicom.render import read_dicom
-from service.errors import ApiError
+from service.errors import ApiError, TruncatedFile
 from service.settings import load_settings
 from tests.dicom.builders import SECONDARY_CAPTURE, make_dataset
 
@@ -317,6 +317,19 @@ def _file_bytes_keep_syntax(ds: Dataset) -> bytes:
 def test_truncated_files_go_to_pydicom_and_never_raise(cut: int) -> None:
     data = _file_bytes(make_dataset(rows=8, columns=8), ExplicitVRLittleEndian)
     assert read_flat(data[:-cut]) is None
+
+
+@pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
+def test_a_file_cut_inside_an_element_is_declined_and_reported_as_truncated(syntax: str) -> None:
+    data = _file_bytes(make_dataset(rows=8, columns=8), syntax)
+    pixels_start = data.index(b"\xe0\x7f\x10\x00")
+    for cut in (pixels_start + 3, pixels_start + 10, len(data) - 1):
+        assert read_flat(data[:cut]) is None  # the walk's own end check: no dataset
+        with pytest.raises(
+            TruncatedFile, match=rf"^the file ends inside element \(.*at byte {pixels_start};"
+        ):
+            upload_module.parse_dicom(data[:cut])
+    assert isinstance(upload_module.parse_dicom(data[:pixels_start]), FlatDataset)
 
 
 def test_undefined_length_goes_to_pydicom() -> None:

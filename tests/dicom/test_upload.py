@@ -30,13 +30,59 @@ def refused(filename: str, data: bytes, limits: UploadLimits = LIMITS) -> Valida
     return info.value
 
 
-@pytest.mark.parametrize("name", ["scan.dcm", "scan.DCM", "scan.Dcm", "IM000001", "scan.txt", ""])
+INVALID_FILE_TYPE = "Invalid file type. Only .dcm, .DCM, .zip are allowed."
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["scan.dcm", "scan.DCM", "scan.Dcm", "IM000001", "1.2.840.113619.2.55.3.604688119", ""],
+)
 def test_single_dicom_accepted_by_content(name: str) -> None:
     upload = read_upload(name, dicom_bytes(), LIMITS)
     assert len(upload.instances) == 1 and upload.skipped == ()
     instance = upload.instances[0]
     assert instance.name == (name or "upload")
     assert str(instance.dataset.get("PatientName")) == SECRET_NAME
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "scan.txt",
+        "scan.png",
+        "scan.jpg",
+        "scan.pdf",
+        "scan.dcm.txt",
+        "study.tar.gz",
+        "IM000001.dicom",
+        "C:\\Users\\me\\scan.TXT",
+        "folder/scan.Png",
+    ],
+)
+def test_other_extensions_are_refused_whatever_the_content(name: str) -> None:
+    for content in (dicom_bytes(), make_zip({"a.dcm": dicom_bytes()}), b"not dicom", b""):
+        error = refused(name, content)
+        assert error.detail == INVALID_FILE_TYPE
+        assert error.errors == {"file": [INVALID_FILE_TYPE]}
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["IM000001", "1.2.840.113619.2.55.3.604688119", "scan.", "series/IM1", "C:\\DICOM\\IM1"],
+)
+def test_a_name_without_extension_or_with_a_digit_suffix_is_judged_by_content(name: str) -> None:
+    assert len(read_upload(name, dicom_bytes(), LIMITS).instances) == 1
+    assert "could not be read as DICOM" in refused(name, b"plain text" * 20).errors["file"][0]
+    assert refused(f"{name}.jpg", dicom_bytes()).detail == INVALID_FILE_TYPE
+
+
+@pytest.mark.parametrize("name", ["study.zip", "study.ZIP", "study.Zip", "study.dcm", "study"])
+def test_zip_entry_names_are_labels_and_only_the_upload_name_is_checked(name: str) -> None:
+    data = make_zip({"scan.txt": dicom_bytes(), "image.png": dicom_bytes(), "notes.txt": b"hi"})
+    upload = read_upload(name, data, LIMITS)
+    assert [i.name for i in upload.instances] == ["scan.txt", "image.png"]
+    assert upload.skipped == ("notes.txt",)
+    assert refused(f"{name}.txt", data).detail == INVALID_FILE_TYPE
 
 
 def test_bare_dataset_without_preamble_gets_its_transfer_syntax() -> None:
