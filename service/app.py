@@ -14,8 +14,10 @@ from sanic import Sanic
 from service.api import accounts, dicom, health, keys, profiles, usage
 from service.auth.passwords import Passwords
 from service.auth.tokens import TokenIssuer
+from service.clock import Clock, make_clock
 from service.context import AppContext
 from service.dicom.render import warm_up as warm_up_rendering
+from service.http import install_security_headers
 from service.problems import ProblemErrorHandler
 from service.quota import UsageRecorder, make_counter
 from service.settings import Settings, load_settings
@@ -34,13 +36,19 @@ def keep_patient_data_out_of_logs() -> None:
     warnings.filterwarnings("ignore", module=r"pydicom(\..*)?")
 
 
-def create_app(settings: Settings) -> Sanic:
-    """A Sanic app for these settings; workers open their pools in ``before_server_start``."""
+def create_app(settings: Settings, clock: Clock | None = None) -> Sanic:
+    """A Sanic app for these settings; workers open their pools in ``before_server_start``.
+
+    ``clock`` is the one source of the current time for everything the app does (default:
+    :func:`make_clock`)."""
     keep_patient_data_out_of_logs()
-    tokens = TokenIssuer(settings.secret_key, settings.access_token_ttl, settings.refresh_token_ttl)
+    clock = clock or make_clock(settings)
+    tokens = TokenIssuer(
+        settings.secret_key, settings.access_token_ttl, settings.refresh_token_ttl, clock
+    )
     app: Sanic = Sanic(
         APP_NAME,
-        ctx=AppContext(settings=settings, tokens=tokens),
+        ctx=AppContext(settings=settings, clock=clock, tokens=tokens),
         error_handler=ProblemErrorHandler(),
         configure_logging=True,
     )
@@ -54,6 +62,7 @@ def create_app(settings: Settings) -> Sanic:
     app.config.NOISY_EXCEPTIONS = False
     for module in (accounts, profiles, keys, usage, dicom, health):
         app.blueprint(module.bp)
+    install_security_headers(app)
     app.before_server_start(_open_resources)
     app.after_server_start(_start_background_tasks)
     app.before_server_stop(_flush_usage)
@@ -69,7 +78,7 @@ def create_app_from_env() -> Sanic:
 async def _open_resources(app: Sanic) -> None:
     ctx: AppContext = app.ctx
     settings = ctx.settings
-    ctx.store = make_store(settings)
+    ctx.store = make_store(settings, ctx.clock)
     for attempt in range(START_RETRIES):
         try:
             await ctx.store.open()

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from ipaddress import ip_address
 from typing import Any, TypeVar
 
+from service.clock import make_clock
 from service.settings import Settings, SettingsError, load_settings
 from service.store import StoreUnavailable, make_store
 
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 async def run_migrations(settings: Settings) -> list[int]:
     """Apply pending migrations to the configured store."""
-    store = make_store(settings)
+    store = make_store(settings, make_clock(settings))
     await store.open()
     try:
         return await store.migrate()
@@ -136,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = load_settings()
+        make_clock(settings)  # a bad DICOM_API_CLOCK_FILE stops here, not in each worker
     except SettingsError as exc:
         print(f"dicom-api: configuration error: {exc}", file=sys.stderr)
         return 2

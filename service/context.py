@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from service.auth.key_cache import ApiKeyCache
 from service.auth.passwords import Passwords
 from service.auth.tokens import TokenIssuer
+from service.clock import Clock
 from service.quota import QuotaCounter, UsageRecorder
 from service.settings import Settings
 from service.store import AccountStore
@@ -19,6 +20,7 @@ class AppContext:
     """Per-worker state, created by the app factory and the start-up listeners."""
 
     settings: Settings
+    clock: Clock
     tokens: TokenIssuer
     key_cache: ApiKeyCache = field(default_factory=ApiKeyCache)
     store: AccountStore = field(init=False)

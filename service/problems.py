@@ -17,6 +17,7 @@ from service.errors import (
     InternalError,
     ServiceUnavailable,
 )
+from service.http import SECURITY_HEADERS
 from service.quota import QuotaUnavailable
 from service.store import StoreUnavailable
 
@@ -24,11 +25,13 @@ log = logging.getLogger("dicom_api.errors")
 
 
 def problem_response(error: ApiError, instance: str | None = None) -> HTTPResponse:
-    """Serialise an ApiError as ``application/problem+json`` with its headers."""
+    """Serialise an ApiError as ``application/problem+json`` with its headers and the security
+    headers. The response middleware sets those too, but Sanic skips it for a problem answered
+    after a handler had already called ``request.respond`` (it runs once per request)."""
     return HTTPResponse(
         orjson.dumps(error.to_problem(instance)),
         status=error.status,
-        headers=error.headers,
+        headers={**SECURITY_HEADERS, **error.headers},
         content_type=PROBLEM_CONTENT_TYPE,
     )
 

@@ -34,6 +34,7 @@ class Settings:
     inline_pixel_bytes: int = 128 * 1024
     db_pool_size: int = 10
     response_timeout: int = 600
+    clock_file: Path | None = None  # tests and drills only: read the time from this file
 
     @property
     def sqlite_path(self) -> Path:
@@ -71,6 +72,7 @@ ENVIRONMENT_VARIABLES: tuple[str, ...] = (
     "DICOM_API_REDIS_PREFIX",
     "DICOM_API_DATA_DIR",
     "DICOM_API_SECRET_KEY",
+    "DICOM_API_CLOCK_FILE",
     *_INT_SETTINGS,
 )
 
@@ -105,7 +107,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if not secret_key:
         secret_key = _stored_secret_key(data_dir)
 
+    clock_file = env.get("DICOM_API_CLOCK_FILE", "").strip()
     return Settings(
+        clock_file=Path(clock_file) if clock_file else None,
         data_dir=data_dir,
         database_url=database_url,
         redis_url=redis_url,
@@ -123,7 +127,7 @@ def _stored_secret_key(data_dir: Path) -> str:
     """
     path = data_dir / "secret_key"
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if not path.exists():
             temporary = data_dir / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

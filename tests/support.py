@@ -10,6 +10,7 @@ import subprocess
 import sys
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,10 @@ needs_sample = pytest.mark.skipif(
 PG_ADMIN_URL = os.environ.get("DICOM_API_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_TEST_URL = os.environ.get("DICOM_API_TEST_REDIS", "redis://127.0.0.1:6379/0")
 PASSWORD = "correct horse battery"
+# The instant that tests which need "some ordinary day" put the service's clock at (a store's
+# FrozenClock, a server's clock file). Deliberate: the clock under test is always the one the
+# service itself reads, never mixed with the real time of Redis or PostgreSQL.
+ORDINARY_DAY = datetime(2026, 11, 18, 10, 30, tzinfo=UTC)
 
 # The spec's example response (spec/usage.rst), without ImageFormat and Images (the handler's).
 SPEC_EXAMPLE = json.loads(
@@ -143,6 +148,26 @@ class ServerProcess:
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
+
+
+class ClockFile:
+    """The instant a server under test takes for now (``DICOM_API_CLOCK_FILE``), set by the
+    test; every worker reads it afresh at each use."""
+
+    def __init__(self, path: Path, at: datetime = ORDINARY_DAY) -> None:
+        self.path = path
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.set(at)
+
+    def set(self, at: datetime) -> None:
+        """Move the server's clock to ``at`` (an aware datetime), atomically."""
+        temporary = self.path.with_name(f"{self.path.name}.{uuid.uuid4().hex}")
+        temporary.write_text(at.isoformat())
+        os.replace(temporary, self.path)
+
+    def env(self) -> dict[str, str]:
+        """The setting that points a server at this file."""
+        return {"DICOM_API_CLOCK_FILE": str(self.path)}
 
 
 def unique_email() -> str:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from datetime import UTC, datetime
 from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 from sanic import Blueprint, HTTPResponse, Request
 
+from service.auth.guards import NO_SUCH_ACCOUNT, token_user
 from service.auth.passwords import Passwords
 from service.auth.tokens import InvalidToken, TokenIssuer
 from service.errors import Unauthorized, ValidationFailed
@@ -83,7 +83,8 @@ async def obtain_tokens(
 async def refresh_tokens(
     store: AccountStore, tokens: TokenIssuer, data: dict[str, Any]
 ) -> dict[str, str]:
-    """Rotate a refresh token; re-using an already rotated one revokes its whole family."""
+    """Rotate a refresh token; re-using an already rotated one revokes its whole family. A
+    token whose account does not exist is refused before anything is rotated."""
     fields = Fields(data)
     raw = fields.string("refresh", max_length=4096)
     fields.check()
@@ -91,9 +92,11 @@ async def refresh_tokens(
         claims = tokens.verify(raw, "refresh")
     except InvalidToken as exc:
         raise Unauthorized(f"Refresh token rejected: {exc}.") from None
+    if await token_user(store, claims.user_id) is None:
+        raise Unauthorized(f"Refresh token rejected: {NO_SUCH_ACCOUNT}.")
     refresh = tokens.issue(claims.user_id, "refresh", family=claims.family)
     outcome = await store.rotate_refresh_token(
-        claims.jti, refresh.jti, refresh.expires_at, datetime.now(UTC)
+        claims.jti, refresh.jti, refresh.expires_at, tokens.clock.now()
     )
     if outcome is RotateOutcome.REUSED:
         raise Unauthorized(
@@ -111,14 +114,14 @@ async def register(request: Request) -> HTTPResponse:
     return json_response(await register_user(ctx.store, ctx.passwords, json_object(request)), 201)
 
 
-@bp.post("/api/token/")
+@bp.post("/api/token/", ctx_no_store=True)
 async def token(request: Request) -> HTTPResponse:
     ctx = request.app.ctx
     body = await obtain_tokens(ctx.store, ctx.passwords, ctx.tokens, json_object(request))
     return json_response(body)
 
 
-@bp.post("/api/token/refresh/")
+@bp.post("/api/token/refresh/", ctx_no_store=True)
 async def token_refresh(request: Request) -> HTTPResponse:
     ctx = request.app.ctx
     return json_response(await refresh_tokens(ctx.store, ctx.tokens, json_object(request)))

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import Mapping
 from concurrent.futures import Executor
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sanic import Blueprint, HTTPResponse, Request
@@ -183,7 +183,8 @@ async def render_request(
     )
 
 
-@bp.post(ENDPOINT, stream=True)
+# Answers carry patient data: no cache (browser, proxy) may keep them.
+@bp.post(ENDPOINT, stream=True, ctx_no_store=True)
 async def read_file(request: Request) -> HTTPResponse | None:
     request.ctx.body_read = False
     try:
@@ -203,7 +204,7 @@ async def read_file_metered(request: Request) -> HTTPResponse | None:
     limit = ctx.settings.max_upload_bytes
     refuse_declared_oversize(request, limit)
     user_id = request.ctx.api_key.user_id
-    now = datetime.now(UTC)
+    now = ctx.clock.now()
     timer = ServerTiming(auth=request.ctx.auth_seconds)
     with timer.measure("quota"):
         decision = await reserve_quota(ctx.quota, request.ctx.api_key, now, ctx.key_cache)
@@ -225,6 +226,6 @@ async def read_file_metered(request: Request) -> HTTPResponse | None:
         except QuotaUnavailable:
             log.warning("could not release a quota unit: quota backend unreachable")
         raise
-    ctx.usage.record_success(user_id, now)
+    await ctx.usage.record_success(user_id, now)
     headers = {**decision.headers(), "Server-Timing": timer.header()}
     return await send_answer(request, answer, headers)

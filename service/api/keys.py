@@ -11,7 +11,7 @@ from service.auth.api_keys import generate_api_key, hash_secret
 from service.auth.guards import bearer_required
 from service.auth.key_cache import ApiKeyCache
 from service.errors import NotFound
-from service.http import Fields, json_object, json_response
+from service.http import Fields, json_object, json_response, parse_id
 from service.quota import QuotaCounter
 from service.store import AccountStore, ApiKeyRecord
 
@@ -60,7 +60,7 @@ async def delete_key(
     The key is marked revoked for the quota step first, so that no worker's cached copy of it
     is honoured once this returns.
     """
-    key_id = int(pk) if pk.isdigit() and len(pk) <= 18 else None
+    key_id = parse_id(pk)
     records = await store.list_api_keys(user_id) if key_id is not None else []
     record = next((r for r in records if r.id == key_id), None)
     if record is None:
@@ -71,13 +71,13 @@ async def delete_key(
     cache.discard(record.prefix)
 
 
-@bp.get("/api-keys/")
+@bp.get("/api-keys/", ctx_no_store=True)
 @bearer_required
 async def list_handler(request: Request) -> HTTPResponse:
     return json_response(await list_keys(request.app.ctx.store, request.ctx.user_id))
 
 
-@bp.post("/api-keys/")
+@bp.post("/api-keys/", ctx_no_store=True)
 @bearer_required
 async def create_handler(request: Request) -> HTTPResponse:
     body = await create_key(request.app.ctx.store, request.ctx.user_id, json_object(request))

@@ -28,7 +28,7 @@ async def save_profile(
     fields = Fields(data)
     purpose = fields.string("purpose", max_length=32).lower()
     organization = fields.string("organization", max_length=255)
-    if purpose and purpose not in PURPOSES:
+    if purpose and "purpose" not in fields.errors and purpose not in PURPOSES:
         fields.error("purpose", f"Must be one of: {', '.join(PURPOSES)}.")
     fields.check()
     profile, created = await store.save_profile(user_id, purpose, organization)

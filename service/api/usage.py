@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sanic import Blueprint, HTTPResponse, Request
@@ -24,7 +24,7 @@ async def activity_summary(
     """Successful reads per day of the current UTC month, and their total."""
     await require_profile(store, user_id)
     with contextlib.suppress(StoreUnavailable):  # the read below then answers 503
-        await usage.flush()
+        await usage.flush()  # reads this worker could not write during an outage
     first = month_start(now)
     last = (next_month_start(now) - timedelta(days=1)).date()
     days = await store.daily_usage(user_id, first, last)
@@ -38,5 +38,5 @@ async def activity_summary(
 @bearer_required
 async def summary(request: Request) -> HTTPResponse:
     ctx = request.app.ctx
-    body = await activity_summary(ctx.store, ctx.usage, request.ctx.user_id, datetime.now(UTC))
+    body = await activity_summary(ctx.store, ctx.usage, request.ctx.user_id, ctx.clock.now())
     return json_response(body)

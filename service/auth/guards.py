@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from functools import wraps
 from typing import Any
 
@@ -18,10 +17,13 @@ from service.auth.api_keys import secret_matches, split_api_key
 from service.auth.key_cache import ApiKeyCache
 from service.auth.tokens import InvalidToken, TokenIssuer
 from service.errors import ServiceUnavailable, Unauthorized
-from service.store import AccountStore, ApiKeyRecord, StoreUnavailable
+from service.http import is_database_id
+from service.store import AccountStore, ApiKeyRecord, StoreUnavailable, User
 
 Handler = Callable[..., Awaitable[HTTPResponse | None]]  # None: answered by request.respond
 KEY_REJECTED = "API key is invalid or has been deleted."
+NO_SUCH_ACCOUNT = "its account does not exist"
+DATABASE_UNREACHABLE = "The account database is unreachable; retry shortly."
 
 
 def _credential(request: Request, scheme: str) -> str | None:
@@ -60,26 +62,42 @@ async def api_key_record(
         try:
             record = await store.find_api_key(prefix)
         except StoreUnavailable:
-            raise ServiceUnavailable(
-                "The account database is unreachable; retry shortly."
-            ) from None
+            raise ServiceUnavailable(DATABASE_UNREACHABLE) from None
     if record is None or not secret_matches(secret, record.secret_hash):
         raise Unauthorized(KEY_REJECTED, scheme="ApiKey")
     cache.put(record)
     return record
 
 
+async def token_user(store: AccountStore, user_id: int) -> User | None:
+    """The account a verified token names, None if there is none: a validly signed token may
+    outlive its account, or (signed with a leaked key) name any number at all. An id outside
+    the database's integer range is answered without asking the database."""
+    if not is_database_id(user_id):
+        return None
+    try:
+        return await store.get_user(user_id)
+    except StoreUnavailable:
+        raise ServiceUnavailable(DATABASE_UNREACHABLE) from None
+
+
 def bearer_required(handler: Handler) -> Handler:
-    """Require a valid access token; the handler finds the user id in ``request.ctx.user_id``."""
+    """Require a valid access token for an existing account; the handler finds the account in
+    ``request.ctx.user`` and its id in ``request.ctx.user_id``."""
 
     @wraps(handler)
     async def wrapper(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse | None:
-        user_id = bearer_user_id(request, request.app.ctx.tokens)
+        ctx = request.app.ctx
+        user_id = bearer_user_id(request, ctx.tokens)
         if user_id is None:
             raise Unauthorized(
                 "Authentication required: send 'Authorization: Bearer <access token>'."
             )
-        request.ctx.user_id = user_id
+        user = await token_user(ctx.store, user_id)
+        if user is None:
+            raise Unauthorized(f"Bearer token rejected: {NO_SUCH_ACCOUNT}.")
+        request.ctx.user = user
+        request.ctx.user_id = user.id
         return await handler(request, *args, **kwargs)
 
     return wrapper
@@ -99,7 +117,7 @@ def api_key_required(handler: Handler) -> Handler:
                 "Authentication required: send 'Authorization: ApiKey <key>'.", scheme="ApiKey"
             )
         request.ctx.api_key = record
-        ctx.usage.record_key_use(record.id, datetime.now(UTC))
+        ctx.usage.record_key_use(record.id, ctx.clock.now())
         return await handler(request, *args, **kwargs)
 
     return wrapper

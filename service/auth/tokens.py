@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Literal
 
 import jwt
+
+from service.clock import Clock, SystemClock
 
 TokenType = Literal["access", "refresh"]
 _ALGORITHM = "HS256"
@@ -34,10 +36,15 @@ class TokenClaims:
 
 
 class TokenIssuer:
-    """Signs and verifies the service's JWTs with one secret key."""
+    """Signs and verifies the service's JWTs with one secret key; ``iat`` and ``exp`` are set
+    and checked against ``clock`` (pyjwt's own expiry check, which reads the system time, is
+    turned off)."""
 
-    def __init__(self, secret_key: str, access_ttl: int, refresh_ttl: int) -> None:
+    def __init__(
+        self, secret_key: str, access_ttl: int, refresh_ttl: int, clock: Clock | None = None
+    ) -> None:
         self._key = secret_key
+        self.clock = clock or SystemClock()
         self._ttl = {
             "access": timedelta(seconds=access_ttl),
             "refresh": timedelta(seconds=refresh_ttl),
@@ -48,10 +55,9 @@ class TokenIssuer:
         user_id: int,
         token_type: TokenType,
         family: str | None = None,
-        now: datetime | None = None,
     ) -> IssuedToken:
         """A signed token; refresh tokens carry their rotation family in ``fam``."""
-        issued_at = now or datetime.now(UTC)
+        issued_at = self.clock.now()
         expires_at = issued_at + self._ttl[token_type]
         jti = secrets.token_urlsafe(16)
         claims: dict[str, object] = {
@@ -72,12 +78,15 @@ class TokenIssuer:
                 token,
                 self._key,
                 algorithms=[_ALGORITHM],
-                options={"require": _REQUIRED_CLAIMS},
+                options={"require": _REQUIRED_CLAIMS, "verify_exp": False, "verify_iat": False},
             )
-        except jwt.ExpiredSignatureError:
-            raise InvalidToken("token has expired") from None
         except jwt.PyJWTError:
             raise InvalidToken("token is invalid") from None
+        expires = claims["exp"]
+        if not isinstance(expires, int | float) or isinstance(expires, bool):
+            raise InvalidToken("token is invalid")
+        if self.clock.now().timestamp() >= expires:
+            raise InvalidToken("token has expired")
         if claims.get("typ") != expected:
             raise InvalidToken(f"an {expected} token is required")
         try:

@@ -74,20 +74,17 @@ class RedisQuotaCounter:
     async def reserve(self, user_id: int, key_id: int, now: datetime) -> QuotaDecision:
         month = month_key(now)
         keys = [counter_key(self.prefix, user_id, month), revoked_key(self.prefix, user_id)]
-        expires_at = int((next_month_start(now) + _EXPIRY_GRACE).timestamp())
+        # A relative TTL from the service's clock: Redis's own clock never decides the month.
+        ttl = max(1, int((next_month_start(now) + _EXPIRY_GRACE - now).total_seconds()))
         try:
-            granted, used = await self._reserve(
-                keys=keys, args=[self.limit, expires_at, "", key_id]
-            )
+            granted, used = await self._reserve(keys=keys, args=[self.limit, ttl, "", key_id])
             if granted == -1:
                 # The counter is gone (new month, restart, eviction; the revoked set may be gone
                 # too): rebuild it from the database, and check the key there as well.
                 seed = await self._durable_count(user_id, now)
                 if not await self._key_exists(key_id):
                     raise KeyRevoked(key_id)
-                granted, used = await self._reserve(
-                    keys=keys, args=[self.limit, expires_at, seed, key_id]
-                )
+                granted, used = await self._reserve(keys=keys, args=[self.limit, ttl, seed, key_id])
         except _REDIS_DOWN as exc:
             raise QuotaUnavailable("Redis is unreachable") from exc
         if granted == -2:

@@ -1,12 +1,16 @@
-"""Batched, durable usage recording: successful reads per developer per day, and API keys'
-``last_used_at``, written to the AccountStore about once a second instead of per request."""
+"""Durable usage recording: successful reads per developer per day, written to the
+AccountStore before each read is answered (so the activity summary is exact at once, from any
+worker of any instance), and API keys' ``last_used_at``, batched about once a second.
+
+Reads that succeed while a write is under way are written together by the next one (group
+commit): under load one transaction carries many reads, at no cost in exactness."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections import Counter
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from service.store import AccountStore, StoreUnavailable
 
@@ -14,7 +18,8 @@ log = logging.getLogger(__name__)
 
 
 class UsageRecorder:
-    """Buffers usage in memory and flushes it; a failed flush keeps the data for the next one."""
+    """Writes successful reads in group commits and key uses in batches; whatever a database
+    outage keeps from being written waits here for the next write or flush."""
 
     def __init__(self, store: AccountStore, interval: float = 1.0) -> None:
         self.store = store
@@ -22,17 +27,55 @@ class UsageRecorder:
         self._counts: Counter[tuple[int, date]] = Counter()
         self._key_uses: dict[int, datetime] = {}
         self._lock = asyncio.Lock()
+        self._next_write: asyncio.Future[None] | None = None  # for the reads counted since
+        self._writer: asyncio.Task[None] | None = None
 
-    def record_success(self, user_id: int, when: datetime) -> None:
-        """Count one successful read for the developer on that (UTC) day."""
-        self._counts[(user_id, when.date())] += 1
+    async def record_success(self, user_id: int, when: datetime) -> None:
+        """Count one successful read for the developer on the (UTC) day of ``when`` (the moment
+        its quota unit was reserved, so the read falls in the same month as that unit) and
+        return once a write that holds it has ended.
+
+        If the database is unreachable (with Redis counting, reads go on) the read is kept and
+        written by a later write or flush."""
+        self._counts[(user_id, when.astimezone(UTC).date())] += 1
+        if self._next_write is None:
+            self._next_write = asyncio.get_running_loop().create_future()
+        written = self._next_write
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_groups(), name="usage-write")
+        await asyncio.shield(written)  # a request that gives up does not stop the write
+
+    async def _write_groups(self) -> None:
+        """Write what is counted, again and again while reads keep arriving during writes."""
+        while self._next_write is not None:
+            written, self._next_write = self._next_write, None
+            try:
+                async with self._lock:
+                    await self._write_counts()
+            except StoreUnavailable:
+                log.warning("usage write postponed: database unreachable")
+            except Exception:  # never leave a read waiting; the rows stay for the next write
+                log.exception("usage write failed")
+            finally:
+                written.set_result(None)
+
+    async def _write_counts(self) -> None:
+        """Write the counted reads (the lock held); on an outage put them back."""
+        counts, self._counts = self._counts, Counter()
+        if not counts:
+            return
+        try:
+            await self.store.add_usage(counts)
+        except BaseException:
+            self._counts.update(counts)
+            raise
 
     def record_key_use(self, key_id: int, when: datetime) -> None:
         """Remember the latest use of an API key."""
         self._key_uses[key_id] = when
 
     def pending(self, user_id: int, month: str) -> int:
-        """Successful reads of that month not yet flushed by this process."""
+        """Successful reads of that month that this process could not write yet."""
         return sum(
             n
             for (uid, day), n in self._counts.items()
@@ -40,18 +83,15 @@ class UsageRecorder:
         )
 
     async def flush(self) -> None:
-        """Write what is buffered; on an outage put it back so nothing is lost."""
+        """Write whatever is kept and the key uses; on an outage put them back."""
         async with self._lock:
-            counts, self._counts = self._counts, Counter()
+            await self._write_counts()
             key_uses, self._key_uses = self._key_uses, {}
+            if not key_uses:
+                return
             try:
-                if counts:
-                    await self.store.add_usage(counts)
-                    counts = Counter()
-                if key_uses:
-                    await self.store.touch_api_keys(key_uses)
+                await self.store.touch_api_keys(key_uses)
             except StoreUnavailable:
-                self._counts.update(counts)
                 for key_id, when in key_uses.items():
                     self._key_uses[key_id] = max(when, self._key_uses.get(key_id, when))
                 raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from service.clock import Clock
 from service.settings import Settings
 from service.store.base import (
     AccountStore,
@@ -27,12 +28,14 @@ __all__ = [
 ]
 
 
-def make_store(settings: Settings) -> AccountStore:
-    """The backend the settings ask for: PostgreSQL with DATABASE_URL, else embedded SQLite."""
+def make_store(settings: Settings, clock: Clock) -> AccountStore:
+    """The backend the settings ask for: PostgreSQL with DATABASE_URL, else embedded SQLite.
+
+    Stored timestamps (``created_at``, ``updated_at``) are taken from ``clock``."""
     if settings.database_url:
         from service.store.postgres import PostgresStore
 
-        return PostgresStore(settings.database_url, pool_size=settings.db_pool_size)
+        return PostgresStore(settings.database_url, clock, pool_size=settings.db_pool_size)
     from service.store.sqlite import SqliteStore
 
-    return SqliteStore(settings.sqlite_path)
+    return SqliteStore(settings.sqlite_path, clock)

@@ -8,6 +8,7 @@ from datetime import date, datetime
 
 import asyncpg
 
+from service.clock import Clock
 from service.store.base import (
     ApiKeyRecord,
     DuplicateEmail,
@@ -68,8 +69,11 @@ def _key(row: asyncpg.Record) -> ApiKeyRecord:
 class PostgresStore:
     """AccountStore on PostgreSQL; every statement runs on a pooled connection."""
 
-    def __init__(self, dsn: str, pool_size: int = 10, command_timeout: float = 10.0) -> None:
+    def __init__(
+        self, dsn: str, clock: Clock, pool_size: int = 10, command_timeout: float = 10.0
+    ) -> None:
         self._dsn = dsn
+        self.clock = clock
         self._pool_size = pool_size
         self._command_timeout = command_timeout
         self._pool: asyncpg.Pool | None = None
@@ -137,12 +141,13 @@ class PostgresStore:
             try:
                 row = await conn.fetchrow(
                     "INSERT INTO users (email, email_key, password_hash, first_name, last_name,"
-                    " created_at) VALUES ($1, $2, $3, $4, $5, now()) RETURNING *",
+                    " created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *",
                     email,
                     normalise_email(email),
                     password_hash,
                     first_name,
                     last_name,
+                    self.clock.now(),
                 )
             except asyncpg.UniqueViolationError:
                 raise DuplicateEmail(email) from None
@@ -168,12 +173,13 @@ class PostgresStore:
         async with self._connection() as conn:
             row = await conn.fetchrow(
                 "INSERT INTO developer_profiles (user_id, purpose, organization, created_at,"
-                " updated_at) VALUES ($1, $2, $3, now(), now()) ON CONFLICT (user_id) DO UPDATE"
+                " updated_at) VALUES ($1, $2, $3, $4, $4) ON CONFLICT (user_id) DO UPDATE"
                 " SET purpose = excluded.purpose, organization = excluded.organization,"
-                " updated_at = now() RETURNING *, (xmax = 0) AS inserted",
+                " updated_at = excluded.updated_at RETURNING *, (xmax = 0) AS inserted",
                 user_id,
                 purpose,
                 organization,
+                self.clock.now(),
             )
         return _profile(row), bool(row["inserted"])
 
@@ -192,11 +198,12 @@ class PostgresStore:
         async with self._connection() as conn:
             row = await conn.fetchrow(
                 "INSERT INTO api_keys (user_id, name, prefix, secret_hash, created_at)"
-                " VALUES ($1, $2, $3, $4, now()) RETURNING *",
+                " VALUES ($1, $2, $3, $4, $5) RETURNING *",
                 user_id,
                 name,
                 prefix,
                 secret_hash,
+                self.clock.now(),
             )
         return _key(row)
 

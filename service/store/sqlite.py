@@ -7,13 +7,15 @@ reservation are atomic across all worker processes sharing the file.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from service.clock import Clock
 from service.store.base import (
     ApiKeyRecord,
     DuplicateEmail,
@@ -27,10 +29,6 @@ from service.store.base import (
 from service.store.migrations import load_migrations
 
 T = TypeVar("T")
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat()
 
 
 def _ts(value: str | None) -> datetime | None:
@@ -63,8 +61,9 @@ def _key(row: sqlite3.Row) -> ApiKeyRecord:
 class SqliteStore:
     """AccountStore on a single SQLite database file."""
 
-    def __init__(self, path: Path, busy_timeout_ms: int = 10_000) -> None:
+    def __init__(self, path: Path, clock: Clock, busy_timeout_ms: int = 10_000) -> None:
         self.path = path
+        self.clock = clock
         self._busy_timeout_ms = busy_timeout_ms
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._conn: sqlite3.Connection | None = None
@@ -82,7 +81,10 @@ class SqliteStore:
         self._executor.shutdown(wait=True)
 
     def _connect(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Created owner-only before SQLite opens it: SQLite gives its -wal and -shm files the
+        # database file's permissions.
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
@@ -110,6 +112,9 @@ class SqliteStore:
         conn.execute("COMMIT")
         return result
 
+    def _now(self) -> str:
+        return self.clock.now().isoformat()
+
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             raise StoreUnavailable("embedded database is not open")
@@ -131,7 +136,7 @@ class SqliteStore:
                         conn.execute(statement)
                 conn.execute(
                     "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                    (migration.version, migration.name, _now()),
+                    (migration.version, migration.name, self._now()),
                 )
                 applied.append(migration.version)
             return applied
@@ -151,7 +156,14 @@ class SqliteStore:
                 row = conn.execute(
                     "INSERT INTO users (email, email_key, password_hash, first_name, last_name,"
                     " created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING *",
-                    (email, normalise_email(email), password_hash, first_name, last_name, _now()),
+                    (
+                        email,
+                        normalise_email(email),
+                        password_hash,
+                        first_name,
+                        last_name,
+                        self._now(),
+                    ),
                 ).fetchone()
             except sqlite3.IntegrityError:
                 raise DuplicateEmail(email) from None
@@ -187,7 +199,7 @@ class SqliteStore:
         self, user_id: int, purpose: str, organization: str
     ) -> tuple[Profile, bool]:
         def save(conn: sqlite3.Connection) -> tuple[Profile, bool]:
-            now = _now()
+            now = self._now()
             existed = conn.execute(
                 "SELECT 1 FROM developer_profiles WHERE user_id = ?", (user_id,)
             ).fetchone()
@@ -222,7 +234,7 @@ class SqliteStore:
             row = conn.execute(
                 "INSERT INTO api_keys (user_id, name, prefix, secret_hash, created_at)"
                 " VALUES (?, ?, ?, ?, ?) RETURNING *",
-                (user_id, name, prefix, secret_hash, _now()),
+                (user_id, name, prefix, secret_hash, self._now()),
             ).fetchone()
             return _key(row)
 

@@ -9,20 +9,25 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from service.clock import Clock, FrozenClock
 from service.quota.redis_counter import RedisQuotaCounter
 from service.quota.store_counter import StoreQuotaCounter
 from service.store.base import AccountStore
 from service.store.postgres import PostgresStore
 from service.store.sqlite import SqliteStore
-from tests.support import REDIS_TEST_URL, ServerProcess, developer_with_key
+from tests.support import ORDINARY_DAY, REDIS_TEST_URL, ServerProcess, developer_with_key
 
 
-async def open_store(kind: str, tmp_path: Path, pg_url: str) -> AccountStore:
+async def open_store(
+    kind: str, tmp_path: Path, pg_url: str, clock: Clock | None = None
+) -> AccountStore:
+    """A migrated store of that kind, its timestamps from ``clock`` (default: ORDINARY_DAY)."""
+    clock = clock or FrozenClock(ORDINARY_DAY)
     store: AccountStore
     if kind == "sqlite":
-        store = SqliteStore(tmp_path / "store.sqlite3")
+        store = SqliteStore(tmp_path / "store.sqlite3", clock)
     else:
-        store = PostgresStore(pg_url, pool_size=20)
+        store = PostgresStore(pg_url, clock, pool_size=20)
     await store.open()
     await store.migrate()
     return store

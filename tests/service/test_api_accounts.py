@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import json
-import time
+import sqlite3
 from collections.abc import Iterator
+from pathlib import Path
 
+import asyncpg
 import httpx
 import jwt
 import pytest
 
+from tests.service.test_outages import TcpProxy
 from tests.support import (
     PASSWORD,
     ServerProcess,
     bearer,
+    clean_env,
     developer_with_key,
     register,
     tiny_dicom,
@@ -161,7 +167,8 @@ def test_forged_and_foreign_tokens_are_refused(client: httpx.Client) -> None:
         _forge_none_alg(tokens["access"]),
         jwt.encode(claims, "another-secret-" + "k" * 64, algorithm="HS256"),
         jwt.encode(claims, "another-secret-" + "k" * 64, algorithm="HS512"),
-        jwt.encode(claims | {"exp": int(time.time()) - 10}, "x" * 64, algorithm="HS256"),
+        # expired an hour before the server's own token, and signed with another key
+        jwt.encode(claims | {"exp": claims["iat"] - 3600}, "x" * 64, algorithm="HS256"),
         "not.a.token",
     ]
     for token in forged:
@@ -170,6 +177,126 @@ def test_forged_and_foreign_tokens_are_refused(client: httpx.Client) -> None:
         )
         assert_problem(response, 401)
     assert_problem(client.get("/api/developer/profiles/"), 401)
+
+
+# tokens whose account does not exist ------------------------------------------------------
+
+BEARER_ROUTES = [
+    ("GET", "/api/developer/profiles/"),
+    ("POST", "/api/developer/profiles/"),
+    ("GET", "/api/developer/profiles/activity-summary/"),
+    ("GET", "/api-keys/"),
+    ("POST", "/api-keys/"),
+    ("DELETE", "/api-keys/delete/1/"),
+]
+BODIES = {
+    "/api/developer/profiles/": {"purpose": "testing", "organization": "Lab"},
+    "/api-keys/": {"name": "a key"},
+}
+
+
+def server_secret(server: ServerProcess) -> str:
+    """The key the server signs tokens with: from its environment, or kept in its data dir."""
+    configured = server.env.get("DICOM_API_SECRET_KEY")
+    if configured:
+        return configured
+    return (Path(server.env["DICOM_API_DATA_DIR"]) / "secret_key").read_text().strip()
+
+
+def with_subject(server: ServerProcess, token: str, sub: str) -> str:
+    """``token`` re-signed with the server's key and only its ``sub`` changed: exp, iat, jti
+    (and fam) stay as the server's own clock and records made them."""
+    claims = jwt.decode(token, options={"verify_signature": False})
+    return jwt.encode(claims | {"sub": sub}, server_secret(server), algorithm="HS256")
+
+
+def call(client: httpx.Client, method: str, path: str, access: str) -> httpx.Response:
+    return client.request(
+        method,
+        path,
+        json=BODIES.get(path) if method == "POST" else None,
+        headers={"Authorization": f"Bearer {access}"},
+    )
+
+
+def assert_no_such_account(response: httpx.Response) -> None:
+    """The same 401 as any other rejected Bearer token, saying why."""
+    body = assert_problem(response, 401)
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert body["detail"].endswith("rejected: its account does not exist.")
+
+
+def delete_account(server: ServerProcess, email: str) -> None:
+    """Delete an account behind the server's back, as an operator would in the database."""
+    key = email.strip().casefold()
+    database_url = server.env.get("DATABASE_URL")
+    if database_url:
+
+        async def delete() -> str:
+            conn = await asyncpg.connect(database_url)
+            try:
+                return await conn.execute("DELETE FROM users WHERE email_key = $1", key)
+            finally:
+                await conn.close()
+
+        assert asyncio.run(delete()) == "DELETE 1"
+        return
+    path = Path(server.env["DICOM_API_DATA_DIR"]) / "dicom-api.sqlite3"
+    with contextlib.closing(sqlite3.connect(path, timeout=30)) as conn, conn:
+        conn.execute("PRAGMA foreign_keys = ON")
+        assert conn.execute("DELETE FROM users WHERE email_key = ?", (key,)).rowcount == 1
+
+
+@pytest.mark.parametrize("sub", ["999999999", str(10**30), str(2**63), "0", "-1"])
+def test_signed_tokens_for_accounts_that_never_existed_are_401(
+    client: httpx.Client, server: ServerProcess, sub: str
+) -> None:
+    _, tokens = register(client)
+    genuine = jwt.decode(tokens["access"], options={"verify_signature": False})["sub"]
+    # The re-signing is sound: with the genuine subject the token is honoured.
+    resigned = with_subject(server, tokens["access"], genuine)
+    assert_problem(call(client, "GET", "/api/developer/profiles/", resigned), 404)
+    access = with_subject(server, tokens["access"], sub)
+    for method, path in BEARER_ROUTES:
+        assert_no_such_account(call(client, method, path, access))
+    refresh = with_subject(server, tokens["refresh"], sub)
+    assert_no_such_account(client.post("/api/token/refresh/", json={"refresh": refresh}))
+    # Nothing was rotated: the genuine refresh token, of the same jti, still rotates.
+    response = client.post("/api/token/refresh/", json={"refresh": tokens["refresh"]})
+    assert response.status_code == 200, response.text
+
+
+def test_tokens_that_outlive_their_account_are_401(
+    client: httpx.Client, server: ServerProcess
+) -> None:
+    email, tokens = register(client)
+    delete_account(server, email)
+    for method, path in BEARER_ROUTES:
+        assert_no_such_account(call(client, method, path, tokens["access"]))
+    response = client.post("/api/token/refresh/", json={"refresh": tokens["refresh"]})
+    assert_no_such_account(response)
+
+
+def test_bearer_routes_are_503_while_the_database_is_down(tmp_path: Path, pg_url: str) -> None:
+    # The guard reads the account on every Bearer request: an outage is a 503, not a 401.
+    proxy = TcpProxy(5432)
+    proxy.start()
+    proxied = pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
+    env = clean_env({"DICOM_API_DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": proxied})
+    server = ServerProcess(env).start()
+    try:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            _, tokens = register(client)
+            proxy.stop()
+            for response in (
+                client.get("/api/developer/profiles/", headers=bearer(tokens)),
+                client.post("/api/token/refresh/", json={"refresh": tokens["refresh"]}),
+            ):
+                assert_problem(response, 503)
+                assert int(response.headers["retry-after"]) > 0
+    finally:
+        server.stop()
+        proxy.stop()
 
 
 # profiles ----------------------------------------------------------------------------------

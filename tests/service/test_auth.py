@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 
 import jwt
@@ -17,6 +16,8 @@ from service.auth.api_keys import (
 )
 from service.auth.passwords import Passwords
 from service.auth.tokens import InvalidToken, TokenIssuer
+from service.clock import FrozenClock
+from tests.support import ORDINARY_DAY
 
 SECRET = "k" * 64
 
@@ -60,19 +61,42 @@ def test_tokens_round_trip_and_types_are_enforced() -> None:
 
 @pytest.mark.parametrize("missing", ["sub", "exp", "iat", "jti", "typ"])
 def test_every_claim_is_required(missing: str) -> None:
-    now = int(time.time())
+    now = int(ORDINARY_DAY.timestamp())
     claims = {"sub": "1", "exp": now + 60, "iat": now, "jti": "j", "typ": "access"}
+    issuer = TokenIssuer(SECRET, 60, 600, FrozenClock(ORDINARY_DAY))
+    issuer.verify(jwt.encode(claims, SECRET, algorithm="HS256"), "access")  # complete: valid
     del claims[missing]
     token = jwt.encode(claims, SECRET, algorithm="HS256")
     with pytest.raises(InvalidToken):
-        TokenIssuer(SECRET, 60, 600).verify(token, "access")
+        issuer.verify(token, "access")
 
 
-def test_expired_tokens_are_refused() -> None:
-    issuer = TokenIssuer(SECRET, access_ttl=60, refresh_ttl=600)
-    old = issuer.issue(1, "access", now=datetime.now(UTC) - timedelta(hours=1))
+def test_expiry_is_judged_by_the_service_clock() -> None:
+    clock = FrozenClock(ORDINARY_DAY)
+    issuer = TokenIssuer(SECRET, access_ttl=60, refresh_ttl=600, clock=clock)
+    token = issuer.issue(1, "access").token
+    claims = jwt.decode(token, options={"verify_signature": False})
+    assert claims["iat"] == int(ORDINARY_DAY.timestamp())
+    assert claims["exp"] == claims["iat"] + 60
+    clock.advance(timedelta(seconds=59))
+    assert issuer.verify(token, "access").user_id == 1
+    clock.advance(timedelta(seconds=1))
     with pytest.raises(InvalidToken, match="expired"):
-        issuer.verify(old.token, "access")
+        issuer.verify(token, "access")
+    # Years away from the real date, in either direction, only the service clock counts.
+    for at in (datetime(2031, 2, 28, tzinfo=UTC), datetime(2001, 1, 1, tzinfo=UTC)):
+        clock.set(at)
+        fresh = issuer.issue(2, "refresh").token
+        assert issuer.verify(fresh, "refresh").user_id == 2
+
+
+@pytest.mark.parametrize("exp", ["soon", "1e30", True, None, [1]])
+def test_a_malformed_expiry_is_an_invalid_token(exp: object) -> None:
+    now = int(ORDINARY_DAY.timestamp())
+    claims = {"sub": "1", "exp": exp, "iat": now, "jti": "j", "typ": "access"}
+    token = jwt.encode(claims, SECRET, algorithm="HS256")
+    with pytest.raises(InvalidToken):
+        TokenIssuer(SECRET, 60, 600, FrozenClock(ORDINARY_DAY)).verify(token, "access")
 
 
 def test_api_keys_have_the_documented_shape() -> None:

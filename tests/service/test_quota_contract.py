@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime
 import pytest
 import redis.asyncio as aioredis
 
+from service.clock import FrozenClock
 from service.quota.base import KeyRevoked, QuotaDecision
 from service.quota.calendar import next_month_start, seconds_until_reset
 from service.quota.redis_counter import RedisQuotaCounter, counter_key
@@ -80,7 +81,7 @@ def test_decision_headers_describe_the_window() -> None:
 @pytest.fixture
 async def redis_counter(pg_url: str, tmp_path, redis_prefix: str):
     """A Redis counter (limit 5) over PostgreSQL, the production pairing."""
-    store = PostgresStore(pg_url)
+    store = PostgresStore(pg_url, FrozenClock(NOW))
     await store.open()
     await store.migrate()
     counter = RedisQuotaCounter(aioredis.Redis.from_url(REDIS_TEST_URL), store, 5, redis_prefix)

@@ -4,17 +4,24 @@ and exactness under concurrency on a two-worker server, on both backends."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import httpx
 import pytest
 
+from service.quota.calendar import seconds_until_reset
 from tests.conftest import BACKENDS, backend_env
-from tests.support import ServerProcess, bearer, developer_with_key, tiny_dicom
+from tests.support import (
+    ORDINARY_DAY,
+    ClockFile,
+    ServerProcess,
+    bearer,
+    developer_with_key,
+    tiny_dicom,
+)
 
 ENDPOINT = "/api/dicom/read/file/"
+SUMMARY = "/api/developer/profiles/activity-summary/"
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -22,7 +29,10 @@ def small_quota_server(
     request: pytest.FixtureRequest, tmp_path_factory, pg_url: str, redis_prefix: str
 ) -> Iterator[ServerProcess]:
     data_dir = tmp_path_factory.mktemp(f"quota-{request.param}")
-    env = backend_env(request.param, data_dir, pg_url, redis_prefix, DICOM_API_MONTHLY_QUOTA="3")
+    clock = ClockFile(data_dir / "now", ORDINARY_DAY)
+    env = backend_env(
+        request.param, data_dir, pg_url, redis_prefix, DICOM_API_MONTHLY_QUOTA="3", **clock.env()
+    )
     proc = ServerProcess(env).start()
     yield proc
     proc.stop()
@@ -67,8 +77,9 @@ def test_quota_is_enforced_with_the_spec_body(small_quota_server: ServerProcess)
         summary = client.get(
             "/api/developer/profiles/activity-summary/", headers=bearer(tokens)
         ).json()
-        today = datetime.now(UTC).date().isoformat()
+        today = ORDINARY_DAY.date().isoformat()
         assert summary == {"daily_activity": [{"day": today, "count": 3}], "monthly_total": 3}
+        assert int(refused.headers["Retry-After"]) == seconds_until_reset(ORDINARY_DAY)
 
 
 def test_over_quota_request_is_refused_before_the_upload_is_read(
@@ -87,9 +98,8 @@ def test_activity_summary_is_per_developer(small_quota_server: ServerProcess) ->
         alice, alice_key = developer_with_key(client)
         bob, _ = developer_with_key(client)
         assert upload(client, alice_key, tiny_dicom()).status_code == 200
-        path = "/api/developer/profiles/activity-summary/"
-        assert client.get(path, headers=bearer(alice)).json()["monthly_total"] == 1
-        assert client.get(path, headers=bearer(bob)).json() == {
+        assert client.get(SUMMARY, headers=bearer(alice)).json()["monthly_total"] == 1
+        assert client.get(SUMMARY, headers=bearer(bob)).json() == {
             "daily_activity": [],
             "monthly_total": 0,
         }
@@ -101,7 +111,10 @@ def test_exactly_quota_requests_succeed_across_two_workers(
     backend: str, tmp_path_factory, pg_url: str, redis_prefix: str
 ) -> None:
     data_dir = tmp_path_factory.mktemp(f"concurrency-{backend}")
-    env = backend_env(backend, data_dir, pg_url, redis_prefix, DICOM_API_MONTHLY_QUOTA="50")
+    clock = ClockFile(data_dir / "now")  # the summary's month must be the reads' month
+    env = backend_env(
+        backend, data_dir, pg_url, redis_prefix, DICOM_API_MONTHLY_QUOTA="50", **clock.env()
+    )
     server = ServerProcess(env, workers=2).start()
     try:
         with httpx.Client(base_url=server.url, timeout=60) as client:
@@ -109,18 +122,57 @@ def test_exactly_quota_requests_succeed_across_two_workers(
         statuses = asyncio.run(_concurrent_uploads(server.url, key, 80))
         assert statuses.count(200) == 50, statuses
         assert statuses.count(429) == 30, statuses
-        # Each worker flushes its usage buffer about once a second: poll briefly.
-        with httpx.Client(base_url=server.url, timeout=60) as client:
-            for _ in range(50):
-                summary = client.get(
-                    "/api/developer/profiles/activity-summary/", headers=bearer(tokens)
-                ).json()
-                if summary["monthly_total"] == 50:
-                    break
-                time.sleep(0.2)
-        assert summary["monthly_total"] == 50
+        # Exact at once, whichever worker answers (a new connection each time).
+        for _ in range(8):
+            assert_summary_total(server.url, tokens, 50)
     finally:
         server.stop()
+
+
+def assert_summary_total(url: str, tokens: dict[str, str], total: int) -> None:
+    """The activity summary, asked on a new connection, shows exactly ``total`` reads."""
+    with httpx.Client(base_url=url, timeout=60) as client:
+        summary = client.get(SUMMARY, headers=bearer(tokens)).json()
+    assert summary["monthly_total"] == total, summary
+    assert sum(day["count"] for day in summary["daily_activity"]) == total, summary
+
+
+@pytest.mark.slow
+def test_the_summary_is_exact_at_once_across_two_instances(
+    tmp_path_factory, pg_url: str, redis_prefix: str
+) -> None:
+    """Two instances of two workers sharing PostgreSQL and Redis (the production shape)."""
+    clock = ClockFile(tmp_path_factory.mktemp("clock") / "now")
+    servers = [
+        ServerProcess(
+            backend_env(
+                "postgres-redis",
+                tmp_path_factory.mktemp("instance"),
+                pg_url,
+                redis_prefix,
+                DICOM_API_MONTHLY_QUOTA="50",
+                DICOM_API_SECRET_KEY="s" * 48,  # one key for both, as the README asks
+                **clock.env(),
+            ),
+            workers=2,
+        ).start()
+        for _ in range(2)
+    ]
+    try:
+        with httpx.Client(base_url=servers[0].url, timeout=60) as client:
+            tokens, key = developer_with_key(client)
+
+        async def race() -> list[int]:
+            halves = [_concurrent_uploads(server.url, key, 40) for server in servers]
+            return [status for half in await asyncio.gather(*halves) for status in half]
+
+        statuses = asyncio.run(race())
+        assert statuses.count(200) == 50 and statuses.count(429) == 30, statuses
+        for server in servers * 4:
+            assert_summary_total(server.url, tokens, 50)
+    finally:
+        for server in servers:
+            server.stop()
 
 
 async def _concurrent_uploads(url: str, key: str, count: int) -> list[int]:

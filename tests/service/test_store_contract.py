@@ -5,15 +5,16 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import asyncpg
 import pytest
 
+from service.clock import FrozenClock
 from service.store.base import AccountStore, DuplicateEmail, RotateOutcome
 from service.store.sqlite import SqliteStore
-from tests.support import unique_email
+from tests.support import ORDINARY_DAY, unique_email
 
 
 async def new_user(store: AccountStore) -> int:
@@ -26,7 +27,7 @@ async def test_migrations_are_idempotent(store: AccountStore) -> None:
 
 
 async def test_both_backends_have_the_same_schema(tmp_path: Path, pg_url: str) -> None:
-    lite = SqliteStore(tmp_path / "schema.sqlite3")
+    lite = SqliteStore(tmp_path / "schema.sqlite3", FrozenClock(ORDINARY_DAY))
     await lite.open()
     await lite.migrate()
     await lite.close()
@@ -41,7 +42,7 @@ async def test_both_backends_have_the_same_schema(tmp_path: Path, pg_url: str) -
     pg = await asyncpg.connect(pg_url)
     from service.store.postgres import PostgresStore
 
-    store = PostgresStore(pg_url)
+    store = PostgresStore(pg_url, FrozenClock(ORDINARY_DAY))
     await store.open()
     await store.migrate()
     await store.close()
@@ -87,7 +88,7 @@ async def test_api_keys_belong_to_their_owner(store: AccountStore) -> None:
     assert await store.find_api_key(prefix) == key
     assert not await store.delete_api_key(bob, key.id)  # not Bob's
     assert await store.find_api_key(prefix) is not None
-    when = datetime.now(UTC)
+    when = ORDINARY_DAY
     await store.touch_api_keys({key.id: when})
     touched = await store.find_api_key(prefix)
     assert touched is not None and touched.last_used_at is not None
@@ -100,8 +101,8 @@ async def test_api_keys_belong_to_their_owner(store: AccountStore) -> None:
 async def test_refresh_rotation_and_reuse_revokes_the_family(store: AccountStore) -> None:
     user_id = await new_user(store)
     family, first, second, third = (uuid.uuid4().hex for _ in range(4))
-    expires = datetime.now(UTC) + timedelta(days=7)
-    now = datetime.now(UTC)
+    expires = ORDINARY_DAY + timedelta(days=7)
+    now = ORDINARY_DAY
     await store.add_refresh_token(first, user_id, family, expires)
     assert await store.rotate_refresh_token(first, second, expires, now) is RotateOutcome.ROTATED
     # Replaying the first token is theft: the family, including the live second token, dies.
@@ -113,11 +114,11 @@ async def test_refresh_rotation_and_reuse_revokes_the_family(store: AccountStore
 async def test_concurrent_rotation_lets_exactly_one_win(store: AccountStore) -> None:
     user_id = await new_user(store)
     family, first = uuid.uuid4().hex, uuid.uuid4().hex
-    expires = datetime.now(UTC) + timedelta(days=7)
+    expires = ORDINARY_DAY + timedelta(days=7)
     await store.add_refresh_token(first, user_id, family, expires)
     outcomes = await asyncio.gather(
         *(
-            store.rotate_refresh_token(first, uuid.uuid4().hex, expires, datetime.now(UTC))
+            store.rotate_refresh_token(first, uuid.uuid4().hex, expires, ORDINARY_DAY)
             for _ in range(5)
         )
     )
