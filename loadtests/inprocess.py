@@ -51,19 +51,31 @@ def baseline_row(case: str, item: BenchInput, fmt: str, repeat: int) -> Row:
 
 
 def pipeline_row(case: str, item: BenchInput, fmt: str, repeat: int, pool: Executor) -> Row:
-    """``service.dicom.render.read_dicom``: parse, metadata, accel render, base64, orjson."""
-    from service.dicom import ReadOptions
-    from service.dicom.render import read_dicom
+    """``service.dicom.pipeline.read_file_answer``, the server's own read path from a multipart
+    body (multipart, options, parse, inline-or-pool, render), then base64 and JSON; ``pool``
+    is the encode pool, and a render pool of two threads is made here as a worker has."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from service.dicom.pipeline import RenderPools, multipart_body, read_file_answer
     from service.settings import Settings
 
-    options = ReadOptions(return_format=fmt)
     settings = Settings(render_threads=2)
+    render_pool = ThreadPoolExecutor(2, thread_name_prefix="render")
+    pools = RenderPools(render=render_pool, encode=pool)
+    loop = asyncio.new_event_loop()
+    (body,), boundary = multipart_body(item.filename, item.data, {"return_format": fmt})
     last: list[bytes] = []
 
-    def call() -> int:
-        last[:] = [read_dicom(item.filename, item.data, options, settings, pool)]
+    def call() -> int:  # the body is built once, as the server receives it before this path
+        answer = loop.run_until_complete(read_file_answer([body], boundary, {}, settings, pools))
+        last[:] = [answer.to_bytes()]
         return 0
 
-    row = _measure(case, PIPELINE, item, repeat, call)
+    try:
+        row = _measure(case, PIPELINE, item, repeat, call)
+    finally:
+        loop.close()
+        render_pool.shutdown()
     row.out_bytes = image_bytes(last[0])[1]
     return row

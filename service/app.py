@@ -16,7 +16,8 @@ from service.auth.passwords import Passwords
 from service.auth.tokens import TokenIssuer
 from service.clock import Clock, make_clock
 from service.context import AppContext
-from service.dicom.render import warm_up as warm_up_rendering
+from service.dicom.pipeline import RenderPools
+from service.dicom.pipeline import warm_up as warm_up_rendering
 from service.http import install_security_headers
 from service.problems import ProblemErrorHandler
 from service.quota import UsageRecorder, make_counter
@@ -91,11 +92,13 @@ async def _open_resources(app: Sanic) -> None:
             await asyncio.sleep(1)
     ctx.usage = UsageRecorder(ctx.store)
     ctx.quota = make_counter(settings, ctx.store, ctx.usage)
-    ctx.render_pool = ThreadPoolExecutor(settings.render_threads, thread_name_prefix="render")
-    ctx.encode_pool = ThreadPoolExecutor(settings.render_threads, thread_name_prefix="encode")
+    ctx.pools = RenderPools(
+        render=ThreadPoolExecutor(settings.render_threads, thread_name_prefix="render"),
+        encode=ThreadPoolExecutor(settings.render_threads, thread_name_prefix="encode"),
+    )
     loop = asyncio.get_running_loop()
     ctx.passwords = await loop.run_in_executor(None, Passwords)
-    await loop.run_in_executor(ctx.render_pool, warm_up_rendering)
+    await loop.run_in_executor(ctx.pools.render, warm_up_rendering)
     freeze_startup_objects()
 
 
@@ -126,5 +129,5 @@ async def _close_resources(app: Sanic) -> None:
     ctx: AppContext = app.ctx
     await ctx.quota.close()
     await ctx.store.close()
-    ctx.render_pool.shutdown(wait=False, cancel_futures=True)
-    ctx.encode_pool.shutdown(wait=False, cancel_futures=True)
+    for pool in (ctx.pools.render, ctx.pools.encode):
+        pool.shutdown(wait=False, cancel_futures=True)

@@ -21,6 +21,7 @@ import contextlib
 import mmap
 import os
 import socket
+from collections.abc import AsyncIterator
 from time import monotonic
 from typing import cast
 
@@ -28,15 +29,56 @@ from sanic import Request
 from sanic.exceptions import SanicException
 from sanic.http import Http
 
-from service.errors import BadRequest, ServiceUnavailable
-
-Body = bytes | bytearray | mmap.mmap  # a request body as receive_body holds it
+from service.errors import BadRequest, PayloadTooLarge, ServiceUnavailable
+from service.multipart import Body
 
 MAPPED_BODY_BYTES = 1024 * 1024  # from this size on, the body goes into an anonymous mmap
 SOCKET_READ_BYTES = 1024 * 1024  # bodies with more than this left are read from the socket
 RECEIVE_YIELD_BYTES = 2 * 1024 * 1024  # about a millisecond of copying between loop turns
 DRAIN_BYTES = 64 * 1024 * 1024
 DRAIN_SECONDS = 30.0
+
+
+class Upload:
+    """The body of a streaming upload route, limited to ``limit`` bytes (Sanic lifts its own
+    body-size limit for streaming handlers; this puts ours back)."""
+
+    def __init__(self, request: Request, limit: int) -> None:
+        self.request = request
+        self.limit = limit
+        self.received = False
+
+    def refuse_declared_oversize(self) -> None:
+        """413 for a body whose Content-Length is already over the limit."""
+        declared = self.request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.limit:
+            raise PayloadTooLarge(
+                f"The upload is {int(declared)} bytes; the limit is {self.limit} bytes."
+            )
+
+    async def receive(self) -> list[Body]:
+        """The whole body (see :func:`receive_body`); 413 past the limit."""
+        if self.request.stream is not None:
+            self.request.stream.request_max_size = self.limit
+        self.received = True  # from here on, a failure has read (or given up on) the body
+        return await receive_body(self.request)
+
+
+@contextlib.asynccontextmanager
+async def upload_body(request: Request, limit: int) -> AsyncIterator[Upload]:
+    """The upload of a streaming route, for a block that checks the caller first: if anything
+    in it fails before the body is received (a 401, a 429), the unread body is drained so the
+    client, still sending, reads that answer. A cancelled request (a timeout, a client gone) is
+    not drained: Sanic closes its connection."""
+    upload = Upload(request, limit)
+    try:
+        yield upload
+    except asyncio.CancelledError:
+        raise
+    except BaseException:
+        if not upload.received:
+            await discard_unread_body(request)
+        raise
 
 
 async def receive_body(request: Request) -> list[Body]:

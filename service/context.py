@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import cast
+
+from sanic import Request
 
 from service.auth.key_cache import ApiKeyCache
 from service.auth.passwords import Passwords
 from service.auth.tokens import TokenIssuer
 from service.clock import Clock
+from service.dicom.pipeline import RenderPools
 from service.quota import QuotaCounter, UsageRecorder
 from service.settings import Settings
 from service.store import AccountStore
@@ -27,6 +30,10 @@ class AppContext:
     quota: QuotaCounter = field(init=False)
     usage: UsageRecorder = field(init=False)
     passwords: Passwords = field(init=False)
-    render_pool: ThreadPoolExecutor = field(init=False)
-    encode_pool: ThreadPoolExecutor = field(init=False)
+    pools: RenderPools = field(init=False)
     usage_task: asyncio.Task[None] = field(init=False)
+
+
+def app_context(request: Request) -> AppContext:
+    """The worker's :class:`AppContext`, typed (Sanic types ``app.ctx`` as a namespace)."""
+    return cast(AppContext, request.app.ctx)

@@ -10,6 +10,8 @@ from sanic.headers import parse_content_header
 
 from service.errors import BadRequest
 
+Body = bytes | bytearray | mmap.mmap  # a received request body, or one piece of it
+
 MAX_PARTS = 100
 MAX_PART_HEADER_BYTES = 16 * 1024
 # One bytes.find holds the GIL until it returns: scanning a 100 MB part in one call would stall
@@ -30,7 +32,18 @@ def _malformed(why: str) -> BadRequest:
     return BadRequest(f"The multipart/form-data body is malformed: {why}.")
 
 
-def parse_multipart(body: bytes | bytearray | mmap.mmap, boundary: bytes) -> list[Part]:
+def multipart_boundary(content_type: str) -> bytes:
+    """The boundary of a multipart/form-data body, or a 400 saying how to send the upload."""
+    media_type, params = parse_content_header(content_type)
+    boundary = params.get("boundary")
+    if media_type != "multipart/form-data" or not isinstance(boundary, str) or not boundary:
+        raise BadRequest(
+            "Send the upload as multipart/form-data with the DICOM file in a part named 'file'."
+        )
+    return boundary.encode("latin-1")
+
+
+def parse_multipart(body: Body, boundary: bytes) -> list[Part]:
     """Every part of the body, in order; a 400 for anything that does not follow RFC 7578."""
     delimiter = b"--" + boundary
     view = memoryview(body)
@@ -59,7 +72,7 @@ def parse_multipart(body: bytes | bytearray | mmap.mmap, boundary: bytes) -> lis
         position = next_delimiter + 2
 
 
-def _find(body: bytes | bytearray | mmap.mmap, pattern: bytes, start: int) -> int:
+def _find(body: Body, pattern: bytes, start: int) -> int:
     """``body.find(pattern, start)`` in SCAN_CHUNK_BYTES steps, so other threads (the event
     loop) get the GIL between them."""
     end = len(body)

@@ -1,12 +1,8 @@
-"""Authentication for handlers: a JWT backend, an API-key backend and decorators over them.
-
-Each backend returns None when the Authorization header is not its scheme, and raises
-Unauthorized when it is its scheme but the credential is bad.
-"""
+"""Authentication for handlers: Bearer JWTs (the ``bearer_required`` decorator) and API keys
+(:func:`require_api_key`, called by the DICOM read handler)."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any
@@ -46,13 +42,16 @@ def bearer_user_id(request: Request, tokens: TokenIssuer) -> int | None:
         raise Unauthorized(f"Bearer token rejected: {exc}.", scheme="Bearer") from None
 
 
-async def api_key_record(
+async def require_api_key(
     request: Request, store: AccountStore, cache: ApiKeyCache
-) -> ApiKeyRecord | None:
-    """The stored key matching an ``ApiKey`` header, None without one (cached per worker)."""
+) -> ApiKeyRecord:
+    """The stored key matching the ``ApiKey`` header (cached per worker); 401 without one or
+    for a bad one. Authentication only: the caller records the key's use."""
     raw = _credential(request, "ApiKey")
     if raw is None:
-        return None
+        raise Unauthorized(
+            "Authentication required: send 'Authorization: ApiKey <key>'.", scheme="ApiKey"
+        )
     parts = split_api_key(raw)
     if parts is None:
         raise Unauthorized("API key is malformed.", scheme="ApiKey")
@@ -98,26 +97,6 @@ def bearer_required(handler: Handler) -> Handler:
             raise Unauthorized(f"Bearer token rejected: {NO_SUCH_ACCOUNT}.")
         request.ctx.user = user
         request.ctx.user_id = user.id
-        return await handler(request, *args, **kwargs)
-
-    return wrapper
-
-
-def api_key_required(handler: Handler) -> Handler:
-    """Require a valid API key; the handler finds its record in ``request.ctx.api_key``."""
-
-    @wraps(handler)
-    async def wrapper(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse | None:
-        ctx = request.app.ctx
-        started = time.perf_counter()
-        record = await api_key_record(request, ctx.store, ctx.key_cache)
-        request.ctx.auth_seconds = time.perf_counter() - started
-        if record is None:
-            raise Unauthorized(
-                "Authentication required: send 'Authorization: ApiKey <key>'.", scheme="ApiKey"
-            )
-        request.ctx.api_key = record
-        ctx.usage.record_key_use(record.id, ctx.clock.now())
         return await handler(request, *args, **kwargs)
 
     return wrapper

@@ -25,7 +25,7 @@ from pydicom.pixels import convert_color_space, pixel_array
 import accel
 from accel.decode import components_are_rgb, libjpeg_assumes_rgb, parse_jpeg_header
 from service.dicom.options import ReadOptions, ReturnFormat
-from service.dicom.render import read_dicom
+from service.dicom.pipeline import answer_for_file
 from service.settings import load_settings
 from tests.accel.helpers import (
     JFIF_APP0,
@@ -263,7 +263,9 @@ def test_read_dicom_markerless_rgb_and_ybr_full_422(fmt: ReturnFormat) -> None:
     settings = load_settings({})
     for case in (markerless_rgb(), markerless_ybr()):
         options = ReadOptions(return_format=fmt)
-        body = orjson.loads(read_dicom("x.dcm", _file(case.ds), options, settings, None))
+        body = orjson.loads(
+            answer_for_file("x.dcm", _file(case.ds), options, settings, None).to_bytes()
+        )
         images = [base64.b64decode(i) for i in body["Images"]]
         if fmt == "gif":
             (gif,) = images

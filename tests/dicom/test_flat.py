@@ -28,7 +28,7 @@ import service.dicom.upload as upload_module
 from service.dicom.flat import FlatDataset, read_flat
 from service.dicom.metadata import extract_metadata
 from service.dicom.options import ReadOptions
-from service.dicom.render import read_dicom
+from service.dicom.pipeline import answer_for_file
 from service.errors import ApiError, TruncatedFile
 from service.settings import load_settings
 from tests.dicom.builders import SECONDARY_CAPTURE, make_dataset
@@ -195,7 +195,7 @@ def _file_bytes(ds: Dataset, syntax: str) -> bytes:
 
 def _answer(data: bytes, options: ReadOptions) -> tuple[str, Any]:
     try:
-        return "ok", read_dicom("x.dcm", data, options, SETTINGS, None)
+        return "ok", answer_for_file("x.dcm", data, options, SETTINGS, None).to_bytes()
     except ApiError as exc:
         return "error", (exc.status, exc.detail)
 

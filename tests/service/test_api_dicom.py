@@ -246,7 +246,7 @@ def test_refused_large_uploads_still_get_their_answer(api) -> None:
 
 def test_only_small_single_images_render_inline() -> None:
     from service.dicom import ReadOptions, UploadLimits, read_upload
-    from service.dicom.render import renders_inline
+    from service.dicom.pipeline import renders_inline
 
     limit = 128 * 1024
     small = read_upload("s.dcm", tiny_dicom(rows=64, columns=64), UploadLimits())

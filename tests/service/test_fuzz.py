@@ -10,7 +10,7 @@ import pytest
 from pydicom.data import get_testdata_file
 
 from service.dicom import ReadOptions
-from service.dicom.render import read_dicom
+from service.dicom.pipeline import answer_for_file
 from service.errors import ApiError
 from service.settings import Settings
 from tests.support import tiny_dicom
@@ -64,7 +64,7 @@ def test_mutated_files_give_a_response_or_a_client_error(seed: int) -> None:
             data = mutate(rng.choice(originals), rng)
             options = ReadOptions(return_format=rng.choice(["png", "jpeg", "gif"]))
             try:
-                read_dicom("fuzz.dcm", data, options, settings, None)
+                answer_for_file("fuzz.dcm", data, options, settings, None)
                 outcomes["ok"] += 1
             except ApiError as exc:
                 assert 400 <= exc.status < 500, exc
@@ -79,6 +79,6 @@ def test_truncated_large_files_are_a_422_naming_the_shortfall(keep: float) -> No
     # short must still be refused before decoding, not read past its end.
     data = tiny_dicom(512, 512, frames=5)
     with pytest.raises(ApiError) as info:
-        read_dicom("cut.dcm", data[: int(len(data) * keep)], ReadOptions(), Settings(), None)
+        answer_for_file("cut.dcm", data[: int(len(data) * keep)], ReadOptions(), Settings(), None)
     assert info.value.status == 422
     assert "expected 2621440" in info.value.detail
