@@ -20,9 +20,10 @@ from service.dicom.pipeline import RenderPools
 from service.dicom.pipeline import warm_up as warm_up_rendering
 from service.http import install_security_headers
 from service.problems import ProblemErrorHandler
-from service.quota import UsageRecorder, make_counter
+from service.quota import make_counter
 from service.settings import Settings, load_settings
 from service.store import StoreUnavailable, make_store
+from service.usage import UsageRecorder
 
 log = logging.getLogger("dicom_api")
 

@@ -13,9 +13,10 @@ from service.auth.passwords import Passwords
 from service.auth.tokens import TokenIssuer
 from service.clock import Clock
 from service.dicom.pipeline import RenderPools
-from service.quota import QuotaCounter, UsageRecorder
+from service.quota import QuotaCounter
 from service.settings import Settings
 from service.store import AccountStore
+from service.usage import UsageRecorder
 
 
 @dataclass

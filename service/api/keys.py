@@ -6,7 +6,6 @@ from typing import Any
 
 from sanic import Blueprint, HTTPResponse, Request
 
-from service.api.profiles import require_profile
 from service.auth.api_keys import generate_api_key, hash_secret
 from service.auth.guards import bearer_required
 from service.auth.key_cache import ApiKeyCache
@@ -14,6 +13,7 @@ from service.errors import NotFound
 from service.http import Fields, json_object, json_response, parse_id
 from service.quota import QuotaCounter
 from service.store import AccountStore, ApiKeyRecord
+from service.store.profiles import require_profile
 
 bp = Blueprint("keys")
 

@@ -7,7 +7,7 @@ from typing import Any
 from sanic import Blueprint, HTTPResponse, Request
 
 from service.auth.guards import bearer_required
-from service.errors import Forbidden, NotFound
+from service.errors import NotFound
 from service.http import Fields, json_object, json_response
 from service.store import AccountStore, Profile
 
@@ -33,17 +33,6 @@ async def save_profile(
     fields.check()
     profile, created = await store.save_profile(user_id, purpose, organization)
     return profile_body(profile), created
-
-
-async def require_profile(store: AccountStore, user_id: int) -> Profile:
-    """The caller's developer profile, or 403 telling them to create one first."""
-    profile = await store.get_profile(user_id)
-    if profile is None:
-        raise Forbidden(
-            "Create a developer profile first: POST /api/developer/profiles/ "
-            "with {purpose, organization}."
-        )
-    return profile
 
 
 @bp.post("/api/developer/profiles/")

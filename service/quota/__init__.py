@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from service.quota.base import KeyRevoked, QuotaCounter, QuotaDecision, QuotaUnavailable
-from service.quota.usage import UsageRecorder
 from service.settings import Settings
 from service.store import AccountStore
+from service.usage import UsageRecorder
 
 __all__ = [
     "KeyRevoked",
     "QuotaCounter",
     "QuotaDecision",
     "QuotaUnavailable",
-    "UsageRecorder",
     "make_counter",
 ]
 

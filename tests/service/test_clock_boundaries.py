@@ -16,12 +16,11 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from service.api.usage import activity_summary
 from service.clock import FrozenClock
-from service.quota import UsageRecorder
 from service.quota.calendar import month_key, next_month_start
 from service.quota.redis_counter import RedisQuotaCounter, counter_key
 from service.store.base import AccountStore
+from service.usage import UsageRecorder, activity_summary
 from tests.conftest import BACKENDS, backend_env
 from tests.service.conftest import open_store
 from tests.support import (

@@ -7,8 +7,8 @@ import asyncio
 import uuid
 from datetime import timedelta
 
-from service.quota import UsageRecorder
 from service.store.base import AccountStore, StoreUnavailable
+from service.usage import UsageRecorder
 from tests.support import ORDINARY_DAY
 
 

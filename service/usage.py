@@ -1,6 +1,8 @@
-"""Durable usage recording: successful reads per developer per day, written to the
-AccountStore before each read is answered (so the activity summary is exact at once, from any
-worker of any instance), and API keys' ``last_used_at``, batched about once a second.
+"""Usage: the durable record of successful reads, and the activity summary read from it.
+
+Successful reads per developer per day are written to the AccountStore before each read is
+answered (so the activity summary is exact at once, from any worker of any instance); API
+keys' ``last_used_at`` is batched about once a second.
 
 Reads that succeed while a write is under way are written together by the next one (group
 commit): under load one transaction carries many reads, at no cost in exactness."""
@@ -8,11 +10,15 @@ commit): under load one transaction carries many reads, at no cost in exactness.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections import Counter
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
+from service.quota.calendar import month_start, next_month_start
 from service.store import AccountStore, StoreUnavailable
+from service.store.profiles import require_profile
 
 log = logging.getLogger(__name__)
 
@@ -104,3 +110,19 @@ class UsageRecorder:
                 await self.flush()
             except StoreUnavailable:
                 log.warning("usage flush postponed: database unreachable")
+
+
+async def activity_summary(
+    store: AccountStore, usage: UsageRecorder, user_id: int, now: datetime
+) -> dict[str, Any]:
+    """Successful reads per day of the current UTC month, and their total."""
+    await require_profile(store, user_id)
+    with contextlib.suppress(StoreUnavailable):  # the read below then answers 503
+        await usage.flush()  # reads this worker could not write during an outage
+    first = month_start(now)
+    last = (next_month_start(now) - timedelta(days=1)).date()
+    days = await store.daily_usage(user_id, first, last)
+    return {
+        "daily_activity": [{"day": day.isoformat(), "count": count} for day, count in days],
+        "monthly_total": sum(count for _, count in days),
+    }
