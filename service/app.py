@@ -15,7 +15,7 @@ from service.api import accounts, dicom, health, keys, profiles, usage
 from service.auth.passwords import Passwords
 from service.auth.tokens import TokenIssuer
 from service.clock import Clock, make_clock
-from service.context import AppContext
+from service.context import ApiRequest, AppContext
 from service.dicom.pipeline import RenderPools
 from service.dicom.pipeline import warm_up as warm_up_rendering
 from service.http import install_security_headers
@@ -52,6 +52,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> Sanic:
         APP_NAME,
         ctx=AppContext(settings=settings, clock=clock, tokens=tokens),
         error_handler=ProblemErrorHandler(),
+        request_class=ApiRequest,
         configure_logging=True,
     )
     # Every route but the DICOM upload takes a small JSON body at most; the upload route

@@ -1,4 +1,5 @@
-"""The typed ``app.ctx``: everything a worker opens at start and closes at stop."""
+"""The typed contexts: ``app.ctx`` (everything a worker opens at start and closes at stop) and
+``request.ctx`` (who the request acts for)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from service.clock import Clock
 from service.dicom.pipeline import RenderPools
 from service.quota import QuotaCounter
 from service.settings import Settings
-from service.store import AccountStore
+from service.store import AccountStore, ApiKeyRecord
 from service.usage import UsageRecorder
 
 
@@ -38,3 +39,31 @@ class AppContext:
 def app_context(request: Request) -> AppContext:
     """The worker's :class:`AppContext`, typed (Sanic types ``app.ctx`` as a namespace)."""
     return cast(AppContext, request.app.ctx)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a request acts for: a developer's account, and the API key it came with, if any."""
+
+    user_id: int
+    api_key: ApiKeyRecord | None = None
+
+
+@dataclass
+class RequestContext:
+    """Per-request state (``request.ctx``), set by the authentication guards."""
+
+    principal: Principal | None = None
+
+
+class ApiRequest(Request):
+    """Sanic's request with a :class:`RequestContext` as ``request.ctx``."""
+
+    @staticmethod
+    def make_context() -> RequestContext:  # type: ignore[override]
+        return RequestContext()
+
+
+def request_context(request: Request) -> RequestContext:
+    """The request's :class:`RequestContext`, typed."""
+    return cast(RequestContext, request.ctx)

@@ -7,7 +7,7 @@ from typing import Any
 from sanic import Blueprint, HTTPResponse, Request
 
 from service.auth.api_keys import generate_api_key, hash_secret
-from service.auth.guards import bearer_required
+from service.auth.guards import bearer_required, caller
 from service.auth.key_cache import ApiKeyCache
 from service.errors import NotFound
 from service.http import Fields, json_object, json_response, parse_id
@@ -74,13 +74,13 @@ async def delete_key(
 @bp.get("/api-keys/", ctx_no_store=True)
 @bearer_required
 async def list_handler(request: Request) -> HTTPResponse:
-    return json_response(await list_keys(request.app.ctx.store, request.ctx.user_id))
+    return json_response(await list_keys(request.app.ctx.store, caller(request).user_id))
 
 
 @bp.post("/api-keys/", ctx_no_store=True)
 @bearer_required
 async def create_handler(request: Request) -> HTTPResponse:
-    body = await create_key(request.app.ctx.store, request.ctx.user_id, json_object(request))
+    body = await create_key(request.app.ctx.store, caller(request).user_id, json_object(request))
     return json_response(body, 201)
 
 
@@ -88,5 +88,5 @@ async def create_handler(request: Request) -> HTTPResponse:
 @bearer_required
 async def delete_handler(request: Request, pk: str) -> HTTPResponse:
     ctx = request.app.ctx
-    await delete_key(ctx.store, ctx.quota, ctx.key_cache, request.ctx.user_id, pk)
+    await delete_key(ctx.store, ctx.quota, ctx.key_cache, caller(request).user_id, pk)
     return HTTPResponse(status=204)

@@ -6,7 +6,7 @@ from typing import Any
 
 from sanic import Blueprint, HTTPResponse, Request
 
-from service.auth.guards import bearer_required
+from service.auth.guards import bearer_required, caller
 from service.errors import NotFound
 from service.http import Fields, json_object, json_response
 from service.store import AccountStore, Profile
@@ -39,7 +39,7 @@ async def save_profile(
 @bearer_required
 async def create_or_update(request: Request) -> HTTPResponse:
     body, created = await save_profile(
-        request.app.ctx.store, request.ctx.user_id, json_object(request)
+        request.app.ctx.store, caller(request).user_id, json_object(request)
     )
     return json_response(body, 201 if created else 200)
 
@@ -47,7 +47,7 @@ async def create_or_update(request: Request) -> HTTPResponse:
 @bp.get("/api/developer/profiles/")
 @bearer_required
 async def read(request: Request) -> HTTPResponse:
-    profile = await request.app.ctx.store.get_profile(request.ctx.user_id)
+    profile = await request.app.ctx.store.get_profile(caller(request).user_id)
     if profile is None:
         raise NotFound("You have no developer profile yet.")
     return json_response(profile_body(profile))

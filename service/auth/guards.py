@@ -12,6 +12,7 @@ from sanic import HTTPResponse, Request
 from service.auth.api_keys import secret_matches, split_api_key
 from service.auth.key_cache import ApiKeyCache
 from service.auth.tokens import InvalidToken, TokenIssuer
+from service.context import Principal, app_context, request_context
 from service.errors import ServiceUnavailable, Unauthorized
 from service.http import is_database_id
 from service.store import AccountStore, ApiKeyRecord, StoreUnavailable, User
@@ -65,6 +66,7 @@ async def require_api_key(
     if record is None or not secret_matches(secret, record.secret_hash):
         raise Unauthorized(KEY_REJECTED, scheme="ApiKey")
     cache.put(record)
+    request_context(request).principal = Principal(record.user_id, api_key=record)
     return record
 
 
@@ -81,12 +83,12 @@ async def token_user(store: AccountStore, user_id: int) -> User | None:
 
 
 def bearer_required(handler: Handler) -> Handler:
-    """Require a valid access token for an existing account; the handler finds the account in
-    ``request.ctx.user`` and its id in ``request.ctx.user_id``."""
+    """Require a valid access token for an existing account; the handler finds who it acts for
+    with :func:`caller`."""
 
     @wraps(handler)
     async def wrapper(request: Request, *args: Any, **kwargs: Any) -> HTTPResponse | None:
-        ctx = request.app.ctx
+        ctx = app_context(request)
         user_id = bearer_user_id(request, ctx.tokens)
         if user_id is None:
             raise Unauthorized(
@@ -95,8 +97,16 @@ def bearer_required(handler: Handler) -> Handler:
         user = await token_user(ctx.store, user_id)
         if user is None:
             raise Unauthorized(f"Bearer token rejected: {NO_SUCH_ACCOUNT}.")
-        request.ctx.user = user
-        request.ctx.user_id = user.id
+        request_context(request).principal = Principal(user.id)
         return await handler(request, *args, **kwargs)
 
     return wrapper
+
+
+def caller(request: Request) -> Principal:
+    """Who an authenticated request acts for (set by :func:`bearer_required` or
+    :func:`require_api_key`)."""
+    principal = request_context(request).principal
+    if principal is None:  # a handler without a guard: a bug, never the client's fault
+        raise RuntimeError("caller() on a request that was not authenticated")
+    return principal
