@@ -72,6 +72,8 @@ class Connection:
 
     def __init__(self, base_url: str) -> None:
         url = urlsplit(base_url)
+        if url.hostname is None:
+            raise ValueError(f"no host in {base_url!r}")
         self._conn = http.client.HTTPConnection(url.hostname, url.port, timeout=TIMEOUT_S)
 
     def request(

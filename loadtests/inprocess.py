@@ -36,7 +36,7 @@ def _measure(case: str, mode: str, item: BenchInput, repeat: int, call: Callable
     sampler = measure.RssSampler(measure.self_process)
     with sampler.running():
         seconds, out_bytes = measure.timed(call, repeat)
-    return row_from_seconds(case, mode, item, seconds, int(out_bytes or 0), sampler.peak_mb)
+    return row_from_seconds(case, mode, item, seconds, out_bytes or 0, sampler.peak_mb)
 
 
 def baseline_row(case: str, item: BenchInput, fmt: str, repeat: int) -> Row:

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 SAMPLE_0002 = CHECKOUT.parent / "shared" / "data" / "0002.DCM"
-CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+CT_IMAGE_STORAGE = UID("1.2.840.10008.5.1.4.1.1.2")
 HU_OFFSET = 1024  # stored value = HU + 1024, undone by RescaleIntercept -1024
 SEED = 20240229
 

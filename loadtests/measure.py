@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import math
 import statistics
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-import httpx
 import psutil
 
 MB = 1e6
+T = TypeVar("T")
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -69,27 +69,16 @@ def summarize_server_timing(
     return summary
 
 
-def timed(function: Callable[[], object], repeat: int) -> tuple[list[float], object]:
-    """Call ``function`` ``repeat`` times; returns (seconds per call, the last result)."""
+def timed(function: Callable[[], T], repeat: int) -> tuple[list[float], T | None]:
+    """Call ``function`` ``repeat`` times; returns (seconds per call, the last result, None when
+    ``repeat`` is 0)."""
     seconds: list[float] = []
-    result: object = None
+    result: T | None = None
     for _ in range(repeat):
         start = time.perf_counter()
         result = function()
         seconds.append(time.perf_counter() - start)
     return seconds, result
-
-
-def terminate(process: subprocess.Popen[bytes] | None, timeout: float = 30) -> None:
-    """Stop a child process politely (SIGTERM), then firmly (SIGKILL) if it will not go."""
-    if process is None or process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def cpu_seconds(processes: list[psutil.Process]) -> float:
@@ -163,19 +152,3 @@ class RssSampler:
 def self_process() -> list[psutil.Process]:
     """This benchmark process, for the in-process rows."""
     return [psutil.Process()]
-
-
-def wait_until_answering(
-    process: subprocess.Popen[bytes], url: str, timeout: float, name: str, log: Callable[[], str]
-) -> None:
-    """Poll ``url`` until it answers 200; raise (with ``log()``) if ``process`` exits first or
-    ``timeout`` seconds pass. Used for dicom-api servers and for Orthanc."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{name} exited early:\n{log()}")
-        with suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"{name} did not answer {url} in {timeout:.0f} s:\n{log()}")

@@ -26,10 +26,9 @@ from pathlib import Path
 import httpx
 import psutil
 
-from loadtests import measure
 from loadtests.client import Connection
 from loadtests.inputs import BenchInput
-from loadtests.server import free_port
+from tests.servers import free_port, terminate, wait_until_answering
 
 ORTHANC_BINARIES = ("Orthanc", "/usr/sbin/Orthanc")
 MIME = {"png": "image/png", "jpeg": "image/jpeg"}
@@ -89,9 +88,7 @@ class OrthancPeer:
                 [self.binary, str(config)], stdout=log, stderr=subprocess.STDOUT, cwd=root
             )
         try:
-            measure.wait_until_answering(
-                self.process, f"{self.url}/system", timeout, "Orthanc", self.log
-            )
+            wait_until_answering(self.process, f"{self.url}/system", timeout, "Orthanc", self.log)
         except RuntimeError:
             self.stop()
             raise
@@ -115,7 +112,7 @@ class OrthancPeer:
 
     def stop(self) -> None:
         """Stop Orthanc and delete its storage."""
-        measure.terminate(self.process)
+        terminate(self.process)
         if self._tempdir is not None:
             self._tempdir.cleanup()
             self._tempdir = None

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,34 +15,13 @@ from pathlib import Path
 import httpx
 import psutil
 
-from loadtests import measure
 from loadtests.inputs import CHECKOUT
+from tests.servers import admin_sql, clean_env, free_port, terminate, wait_until_answering
 
 PG_ADMIN_URL = os.environ.get("DICOM_API_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("DICOM_API_BENCH_REDIS", "redis://127.0.0.1:6379/0")
 PASSWORD = "bench password 1234"
 HIGH_QUOTA = 100_000_000
-
-
-def free_port() -> int:
-    """A currently free TCP port on the loopback interface."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def admin_sql(sql: str, url: str = PG_ADMIN_URL) -> None:
-    """Run one statement (CREATE/DROP DATABASE) on the PostgreSQL server at ``url``."""
-    import asyncpg
-
-    async def run() -> None:
-        conn = await asyncpg.connect(url)
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run())
 
 
 @dataclass
@@ -62,7 +39,7 @@ class Backend:
         token = secrets.token_hex(5)
         self.database = f"dicom_api_bench_{token}"
         self.redis_prefix = f"dicom-api-bench-{token}:"
-        admin_sql(f'CREATE DATABASE "{self.database}"')
+        admin_sql(f'CREATE DATABASE "{self.database}"', PG_ADMIN_URL)
         base = PG_ADMIN_URL.rsplit("/", 1)[0]
         return {
             "DATABASE_URL": f"{base}/{self.database}",
@@ -74,7 +51,7 @@ class Backend:
         """Drop the database and delete the Redis keys this run created."""
         if self.kind == "embedded" or not self.database:
             return
-        admin_sql(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+        admin_sql(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)', PG_ADMIN_URL)
         import redis
 
         client = redis.Redis.from_url(REDIS_URL)
@@ -108,19 +85,15 @@ class BenchServer:
 
     def environment(self) -> dict[str, str]:
         """The parent environment minus dicom-api settings, plus this server's settings."""
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith("DICOM_API_") and key not in ("DATABASE_URL", "REDIS_URL")
-        }
         assert self.data_dir is not None
-        env.update(
-            DICOM_API_DATA_DIR=str(self.data_dir),
-            DICOM_API_MONTHLY_QUOTA=str(HIGH_QUOTA),
-            **self.backend.setup(),
+        return clean_env(
+            {
+                "DICOM_API_DATA_DIR": str(self.data_dir),
+                "DICOM_API_MONTHLY_QUOTA": str(HIGH_QUOTA),
+                **self.backend.setup(),
+                **self.settings,
+            }
         )
-        env.update(self.settings)
-        return env
 
     def start(self, timeout: float = 120.0) -> BenchServer:
         """Start the server and wait until ``/health`` answers 200; clean up if it cannot."""
@@ -146,9 +119,7 @@ class BenchServer:
     def _wait_until_healthy(self, timeout: float) -> None:
         assert self.process is not None
         deadline = time.monotonic() + timeout
-        measure.wait_until_answering(
-            self.process, f"{self.url}/health", timeout, "server", self.log
-        )
+        wait_until_answering(self.process, f"{self.url}/health", timeout, "server", self.log)
         self._wait_for_workers(deadline)
 
     def _wait_for_workers(self, deadline: float) -> None:
@@ -185,7 +156,7 @@ class BenchServer:
 
     def stop(self) -> None:
         """Terminate the server, wait for it, and remove its data and backend."""
-        measure.terminate(self.process)
+        terminate(self.process)
         self.backend.teardown()
         if self._tempdir is not None:
             self._tempdir.cleanup()

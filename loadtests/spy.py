@@ -1,9 +1,8 @@
 """Where the workers' CPU goes under load: py-spy samples, classified by the frames they hold.
 
 The auth + quota cost of a request is measured here as CPU: the share of the workers' samples
-that sit in the API-key guard (``api_key_required``'s wrapper, outside the handler it guards)
-or in the quota reservation (``reserve_quota``), times the server CPU per request of the same
-run. The ``Server-Timing``
+that sit in API-key authentication (``require_api_key``) or in the quota reservation
+(``reserve_quota``), times the server CPU per request of the same run. The ``Server-Timing``
 span of that work is wall time: under saturation it mostly counts the time a request waits for
 its event loop while other requests' work runs, not work of its own.
 
@@ -20,8 +19,7 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-AUTH_FRAMES = ("api_key_required.<locals>.wrapper",)
-HANDLER_FRAMES = ("read_file_metered",)  # what the guard wraps: not auth
+AUTH_FRAMES = ("require_api_key",)
 QUOTA_FRAMES = ("reserve_quota",)
 SAMPLE_RATE = 200
 
@@ -74,10 +72,6 @@ def shares(stacks: Counter[str]) -> dict[str, float]:
     total = sum(stacks.values())
     if not total:
         return {"auth": 0.0, "quota": 0.0, "auth+quota": 0.0}
-    auth = sum(
-        n
-        for stack, n in stacks.items()
-        if _holds(stack, AUTH_FRAMES) and not _holds(stack, HANDLER_FRAMES)
-    )
+    auth = sum(n for stack, n in stacks.items() if _holds(stack, AUTH_FRAMES))
     quota = sum(n for stack, n in stacks.items() if _holds(stack, QUOTA_FRAMES))
     return {"auth": auth / total, "quota": quota / total, "auth+quota": (auth + quota) / total}

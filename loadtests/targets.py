@@ -98,7 +98,7 @@ def _auth_quota_target(report: Report) -> Target:
     if not parts:
         return Target("auth + quota cost", wanted, "-", None)
     met = (
-        cpu <= AUTH_QUOTA_MS if cpu is not None else bool(spread) and spread["p99"] <= AUTH_QUOTA_MS
+        cpu <= AUTH_QUOTA_MS if cpu is not None else bool(spread and spread["p99"] <= AUTH_QUOTA_MS)
     )
     return Target("auth + quota cost", wanted, "; ".join(parts), met)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from loadtests.server import admin_sql
+from tests.servers import admin_sql
 from tests.support import PG_ADMIN_URL, REDIS_TEST_URL, ServerProcess, clean_env
 
 RUN_ID = uuid.uuid4().hex[:10]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -20,7 +19,9 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-from loadtests.measure import wait_until_answering
+# clean_env is re-exported: the service tests take it from here with the other helpers.
+from tests.servers import clean_env as clean_env
+from tests.servers import free_port, terminate, wait_until_answering
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -75,23 +76,6 @@ SPEC_EXAMPLE = json.loads(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def clean_env(extra: dict[str, str]) -> dict[str, str]:
-    """The test process environment without any dicom-api settings, plus ``extra``."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("DICOM_API_") and k not in ("DATABASE_URL", "REDIS_URL")
-    }
-    env.update(extra)
-    return env
-
-
 @dataclass
 class ServerProcess:
     """``dicom-api serve`` in a subprocess, logging to a file."""
@@ -138,13 +122,7 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        terminate(self.process, timeout=20)
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None

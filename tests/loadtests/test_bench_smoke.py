@@ -130,12 +130,12 @@ def test_rate_health_and_orthanc_targets_are_judged() -> None:
 
 # py-spy's raw output: folded stacks (outermost first) and their sample counts.
 FOLDED = """\
-handle_request (sanic/app.py:1);api_key_required.<locals>.wrapper (service/auth/guards.py:95);\
-api_key_record (service/auth/guards.py:61) 3
-handle_request (sanic/app.py:1);api_key_required.<locals>.wrapper (service/auth/guards.py:103);\
-read_file_metered (service/api/dicom.py:350);reserve_quota (service/api/dicom.py:161) 5
-handle_request (sanic/app.py:1);api_key_required.<locals>.wrapper (service/auth/guards.py:103);\
-read_file_metered (service/api/dicom.py:360);render_request (service/api/dicom.py:300) 80
+handle_request (sanic/app.py:1);read_file (service/api/dicom.py:79);\
+require_api_key (service/auth/guards.py:61) 3
+handle_request (sanic/app.py:1);read_file (service/api/dicom.py:84);\
+reserve_quota (service/api/dicom.py:41) 5
+handle_request (sanic/app.py:1);read_file (service/api/dicom.py:90);\
+read_file_answer (service/dicom/pipeline.py:80) 80
 _run_server_forever (sanic/server/runners.py:210) 12
 """
 
