@@ -9,14 +9,10 @@ from typing import Any
 import numpy as np
 from pydicom import Dataset
 from pydicom.pixels.processing import apply_color_lut
-from pydicom.uid import (
-    ExplicitVRBigEndian,
-    ExplicitVRLittleEndian,
-    ImplicitVRLittleEndian,
-)
+from pydicom.uid import ExplicitVRBigEndian
 
-from accel.dataset import DatasetLike
-from accel.decode import FrameSpec
+from accel.dataset import DatasetLike, transfer_syntax
+from accel.decoders.base import FrameSpec
 from accel.errors import UnsupportedImage
 from accel.window import DisplayParams, ModalityKind, VoiKind
 
@@ -54,24 +50,13 @@ def _int(ds: DatasetLike, keyword: str, default: int | None = None) -> int:
         raise UnsupportedImage(f"the attribute {keyword} is not an integer") from None
 
 
-def _transfer_syntax(ds: DatasetLike) -> str:
-    meta = getattr(ds, "file_meta", None)
-    uid = meta.get("TransferSyntaxUID") if meta is not None else None
-    if uid:
-        return str(uid)
-    implicit, little = getattr(ds, "original_encoding", (None, None))
-    if implicit:
-        return ImplicitVRLittleEndian
-    return ExplicitVRBigEndian if little is False else ExplicitVRLittleEndian
-
-
 def frame_spec(ds: DatasetLike) -> FrameSpec:
     """Read the Image Pixel module (PS3.3 C.7.6.3) and check the combination is renderable."""
     photometric = str(ds.get("PhotometricInterpretation", "") or "").strip().upper()
     spp = _int(ds, "SamplesPerPixel")  # Type 1; pydicom's decoders need it too
     bits_allocated = _int(ds, "BitsAllocated")
     spec = FrameSpec(
-        transfer_syntax=_transfer_syntax(ds),
+        transfer_syntax=transfer_syntax(ds),
         rows=_int(ds, "Rows"),
         columns=_int(ds, "Columns"),
         samples_per_pixel=spp,
@@ -136,7 +121,7 @@ def _lut_values(ds: DatasetLike, item: Dataset) -> tuple[np.ndarray, int, int]:
         if len(data) == entries:  # 8-bit entries packed into an OB-like value
             table = np.frombuffer(data, dtype=np.uint8)
         else:
-            big = _transfer_syntax(ds) == ExplicitVRBigEndian
+            big = transfer_syntax(ds) == ExplicitVRBigEndian
             table = np.frombuffer(data, dtype=">u2" if big else "<u2")[:entries]
     else:
         table = np.asarray(data if isinstance(data, Sequence) else [data], dtype=np.float64)

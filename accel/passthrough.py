@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pydicom.uid import JPEGBaseline8Bit
 
-from accel.decode import (
-    FrameSpec,
+from accel.decoders.base import FrameSpec
+from accel.decoders.turbo import (
     JpegHeader,
     components_are_rgb,
     libjpeg_assumes_rgb,
@@ -32,9 +32,9 @@ def frame_is_plain(data: bytes, spec: FrameSpec) -> bool:
     """Frame-level test: a baseline 8-bit codestream of the declared size whose colour is known.
 
     Colour frames must carry a JFIF or Adobe marker so any decoder (a browser too) converts
-    them to the same RGB that we decode (:func:`accel.decode.components_are_rgb`); a marker-less
-    frame is read as YCbCr by a browser, wrongly for an RGB image, and is rendered instead, as
-    is anything unusual.
+    them to the same RGB that we decode (:func:`accel.decoders.turbo.components_are_rgb`); a
+    marker-less frame is read as YCbCr by a browser, wrongly for an RGB image, and is rendered
+    instead, as is anything unusual.
     """
     header = parse_jpeg_header(data)
     if header is None or header.sof != _SOF0 or header.precision != 8:

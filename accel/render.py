@@ -8,8 +8,9 @@ from concurrent.futures import Executor
 import numpy as np
 
 from accel import adapter, color, encode, gif, resize, window
-from accel.dataset import DatasetLike
-from accel.decode import Decoded, FrameSpec, decode_frames, encapsulated_frames
+from accel.dataset import DatasetLike, encapsulated_frames, has_float_pixel_data
+from accel.decode import decode_frames
+from accel.decoders.base import Decoded, FrameSpec
 from accel.passthrough import can_pass_through, frame_is_plain
 from accel.window import DisplayParams, ModalityKind, VoiKind
 
@@ -132,7 +133,7 @@ def render(
     if not indices:
         return []
     grey = spec.photometric in adapter.GREY
-    float_data = "FloatPixelData" in ds or "DoubleFloatPixelData" in ds
+    float_data = has_float_pixel_data(ds)
 
     params: list[DisplayParams | None] = []
     if grey:

@@ -1,4 +1,4 @@
-"""accel.decode.native_frames: the same arrays as pydicom's own native decoder."""
+"""accel.decoders.native: the same arrays as pydicom's own native decoder."""
 
 from __future__ import annotations
 
@@ -11,7 +11,12 @@ from pydicom.pixels import pixel_array
 from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
 from accel.adapter import frame_spec
-from accel.decode import native_frames
+from accel.decoders import native
+from accel.decoders.base import PixelSpec
+
+
+def _spec(ds: Dataset) -> PixelSpec:
+    return PixelSpec(ds, "PixelData", frame_spec(ds))
 
 
 @st.composite
@@ -39,9 +44,12 @@ def native_datasets(draw: st.DrawFn) -> Dataset:
 @settings(max_examples=200, deadline=None)
 @given(native_datasets())
 def test_native_frames_equal_pydicoms_raw_arrays(ds: Dataset) -> None:
-    ours = native_frames(ds.PixelData, frame_spec(ds))
+    spec = _spec(ds)
+    assert native.can_decode(spec)
+    decoded = native.decode(spec, range(spec.image.number_of_frames))
+    ours = np.stack(decoded.frames)
     theirs = pixel_array(ds, raw=True, allow_excess_frames=False)
-    assert ours is not None
+    assert decoded.photometric == "MONOCHROME2"
     assert ours.dtype == theirs.dtype
     np.testing.assert_array_equal(ours, theirs.reshape(ours.shape))
 
@@ -54,10 +62,13 @@ def test_big_endian_colour_and_bit_packed_data_are_left_to_pydicom() -> None:
     ds.Rows = ds.Columns = 2
     ds.BitsAllocated = ds.BitsStored = 16
     ds.PixelRepresentation = 0
-    assert native_frames(bytes(8), frame_spec(ds)) is None
+    ds.PixelData = bytes(8)
+    assert not native.can_decode(_spec(ds))
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 3, "RGB"
-    assert native_frames(bytes(24), frame_spec(ds)) is None
+    ds.PixelData = bytes(24)
+    assert not native.can_decode(_spec(ds))
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
     ds.BitsAllocated = ds.BitsStored = 1
-    assert native_frames(bytes(1), frame_spec(ds)) is None
+    ds.PixelData = bytes(1)
+    assert not native.can_decode(_spec(ds))

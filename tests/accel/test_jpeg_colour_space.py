@@ -23,7 +23,7 @@ from pydicom.encaps import generate_frames
 from pydicom.pixels import convert_color_space, pixel_array
 
 import accel
-from accel.decode import components_are_rgb, libjpeg_assumes_rgb, parse_jpeg_header
+from accel.decoders.turbo import components_are_rgb, libjpeg_assumes_rgb, parse_jpeg_header
 from service.dicom.options import ReadOptions, ReturnFormat
 from service.dicom.pipeline import answer_for_file
 from service.settings import load_settings
