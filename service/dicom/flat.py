@@ -33,11 +33,11 @@ from pydicom.tag import BaseTag
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian
 from pydicom.values import convert_value
 
+from accel.dataset import PIXEL_DATA_TAG, PIXEL_TAGS, has_pixel_data
+
 __all__ = ["FlatDataset", "FlatElement", "read_flat"]
 
 PREAMBLE = 128
-PIXEL_DATA = 0x7FE00010
-_OTHER_PIXEL_DATA = (0x7FE00008, 0x7FE00009)  # Float and Double Float Pixel Data
 SPECIFIC_CHARACTER_SET = 0x00080005
 MONOCHROME = ("MONOCHROME1", "MONOCHROME2")
 _UNDEFINED = 0xFFFFFFFF
@@ -49,7 +49,7 @@ _KNOWN_VRS = _LONG_VRS | frozenset(
     {"AE", "AS", "AT", "CS", "DA", "DS", "DT", "FL", "FD", "IS", "LO", "LT", "PN", "SH", "SL",
      "SS", "ST", "TM", "UI", "UL", "US"}
 )  # fmt: skip
-_BULK_VRS = frozenset({"OB", "OW", "OF", "OD", "OL", "OV", "UN"})
+BULK_VRS = frozenset({"OB", "OW", "OF", "OD", "OL", "OV", "UN"})
 _NUMBERS = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "FL": "f", "FD": "d"}
 # pydicom's names for the character sets this reader accepts (PS3.3 C.12.1.1.2).
 _ENCODINGS = {"": "iso8859", "ISO_IR 6": "iso8859", "ISO_IR 100": "latin_1", "ISO_IR 192": "UTF8"}
@@ -141,7 +141,7 @@ class FlatDataset:
         """The converted value of a present element: bulk data stays a view of the upload."""
         if tag not in self._values:
             raw = self._raw(tag)
-            if raw.vr in _BULK_VRS or tag == PIXEL_DATA:
+            if raw.vr in BULK_VRS or tag == PIXEL_DATA_TAG:
                 self._values[tag] = self._view[raw.offset : raw.offset + raw.length]
             else:
                 self._values[tag] = self._convert(tag, raw)
@@ -367,7 +367,7 @@ def _implicit_elements(view: memoryview, position: int, end: int) -> dict[int, _
         position += 8
         if group < 0x0008 or tag <= previous or length == _UNDEFINED or position + length > end:
             return None
-        if tag == PIXEL_DATA:
+        if tag == PIXEL_DATA_TAG:
             vr = "OW"  # "OB or OW" in the dictionary; either way bulk data
         elif not dictionary_has_tag(tag):
             if group & 1:
@@ -409,7 +409,7 @@ def read_flat(data: bytes | bytearray | memoryview) -> FlatDataset | None:
             elements = None if found is None else found[0]
     except (UnicodeDecodeError, struct.error):
         return None
-    if not elements or any(tag in elements for tag in _OTHER_PIXEL_DATA):
+    if not elements or any(tag in elements for tag in PIXEL_TAGS[1:]):
         return None
     encoding = _encoding(view, elements.get(SPECIFIC_CHARACTER_SET))
     if encoding is None:
@@ -419,9 +419,9 @@ def read_flat(data: bytes | bytearray | memoryview) -> FlatDataset | None:
 
 
 def _pixels_handled(ds: FlatDataset) -> bool:
-    """No pixel data, or greyscale pixels that ``accel.decode.native_frames`` reads as they are
+    """No pixel data, or greyscale pixels that ``accel.decoders.native`` reads as they are
     (one sample of 8, 16 or 32 bits); palette, colour and bit-packed data go through pydicom."""
-    if PIXEL_DATA not in ds:
+    if not has_pixel_data(ds):
         return True
     try:
         samples = ds.get("SamplesPerPixel", 1)

@@ -10,10 +10,9 @@ from pydicom.datadict import dictionary_has_tag, dictionary_keyword, tag_for_key
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence as DicomSequence
 
-from service.dicom.flat import FlatDataset, standard_keyword
+from accel.dataset import PIXEL_DATA_TAG
+from service.dicom.flat import BULK_VRS, FlatDataset, standard_keyword
 
-BULK_VRS = frozenset({"OB", "OW", "OF", "OD", "OL", "OV", "UN"})
-PIXEL_DATA = 0x7FE00010
 MAX_DEPTH = 8
 BULK_PREVIEW = 9
 TOO_DEEP = "<sequence nested too deeply>"
@@ -31,7 +30,7 @@ def summarise_bulk(value: bytes | bytearray | memoryview) -> str:
 
 def _is_bulk(tag: int, vr: str | None) -> bool:
     # Ambiguous VRs read without context look like "OB or OW" / "US or OW": any bulk part counts.
-    return tag == PIXEL_DATA or any(part in BULK_VRS for part in str(vr or "").split(" or "))
+    return tag == PIXEL_DATA_TAG or any(part in BULK_VRS for part in str(vr or "").split(" or "))
 
 
 def _raw_text(ds: Dataset, tag: int) -> str:
@@ -91,7 +90,7 @@ def _dataset_to_dict(ds: Dataset, depth: int) -> dict[str, Any]:
 def _flat_value(ds: FlatDataset, tag: int) -> Any:
     """:func:`_render_value` for a FlatDataset (which holds no sequences): the same strings."""
     try:
-        if tag == PIXEL_DATA or ds.vr(tag) in BULK_VRS:
+        if tag == PIXEL_DATA_TAG or ds.vr(tag) in BULK_VRS:
             return summarise_bulk(ds.value(tag))
         return ds.text(tag)
     except Exception:

@@ -20,6 +20,7 @@ import orjson
 import pybase64
 
 import accel
+from accel.dataset import has_pixel_data
 from service.answer import Answer
 from service.dicom.archive import UploadLimits
 from service.dicom.metadata import extract_metadata
@@ -202,7 +203,7 @@ def render_instance(
     encoded images."""
     body = extract_metadata(ds, options.fields)
     images: list[bytes] = []
-    if "PixelData" in ds or "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
+    if has_pixel_data(ds):
         try:
             check_pixel_volume(ds, max_pixel_bytes)
             frames = resolve_frames(options.frames, int(ds.get("NumberOfFrames", 1) or 1))

@@ -20,6 +20,7 @@ from pydicom.uid import (
     MediaStorageDirectoryStorage,
 )
 
+from accel.dataset import PIXEL_TAGS, has_pixel_data, transfer_syntax
 from service.dicom.archive import UploadLimits, iter_zip, looks_like_zip
 from service.dicom.flat import FlatDataset, read_flat
 from service.dicom.truncation import Truncation, find_truncation
@@ -28,7 +29,6 @@ from service.errors import PayloadTooLarge, TruncatedFile, UnprocessableContent,
 ACCEPTED = "must be a DICOM file (.dcm) or a .zip of DICOM files"
 INVALID_FILE_TYPE = "Invalid file type. Only .dcm, .DCM, .zip are allowed."
 ALLOWED_EXTENSIONS = frozenset({"", ".dcm", ".zip"})  # "": no extension, as DICOM often has
-_PIXEL_DATA_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)  # Pixel, Float and Double Float Pixel Data
 DEFER_BYTES = 1024 * 1024
 NATIVE_SYNTAXES = frozenset({ImplicitVRLittleEndian, ExplicitVRLittleEndian, ExplicitVRBigEndian})
 DEFLATED = frozenset({DeflatedExplicitVRLittleEndian})
@@ -114,7 +114,7 @@ def _plausible(ds: Dataset | FlatDataset, *, pixels_cut: bool = False) -> bool:
             sop = str(sop or "").strip("\x00 ")
             if _UID.match(sop) and len(sop) <= 64:
                 return True
-        has_pixels = pixels_cut or any(tag in ds for tag in _PIXEL_DATA_TAGS)
+        has_pixels = pixels_cut or has_pixel_data(ds)
         return has_pixels and 0x00280010 in ds and 0x00280011 in ds
     except Exception:
         return False
@@ -125,17 +125,11 @@ def _fill_transfer_syntax(ds: Dataset) -> None:
     meta = getattr(ds, "file_meta", None)
     if meta is not None and "TransferSyntaxUID" in meta:
         return
-    implicit, little = getattr(ds, "original_encoding", (None, None))
-    if implicit is None:
+    if getattr(ds, "original_encoding", (None, None))[0] is None:
         return
-    syntax: UID
-    if implicit:
-        syntax = ImplicitVRLittleEndian
-    else:
-        syntax = ExplicitVRLittleEndian if little else ExplicitVRBigEndian
     if meta is None:
         ds.file_meta = meta = FileMetaDataset()
-    meta.TransferSyntaxUID = syntax
+    meta.TransferSyntaxUID = UID(transfer_syntax(ds))
 
 
 def parse_dicom(data: Buffer) -> Dataset | FlatDataset | None:
@@ -166,7 +160,7 @@ def _is_dicom_before(data: Buffer, truncation: Truncation) -> bool:
     prefix = memoryview(data).cast("B")[: truncation.offset]
     flat = read_flat(prefix)
     ds = flat if flat is not None else _read_with_pydicom(prefix, check=False)
-    return ds is not None and _plausible(ds, pixels_cut=truncation.tag in _PIXEL_DATA_TAGS)
+    return ds is not None and _plausible(ds, pixels_cut=truncation.tag in PIXEL_TAGS)
 
 
 def _read_with_pydicom(data: Buffer, *, check: bool = True) -> Dataset | None:
@@ -182,7 +176,7 @@ def _read_with_pydicom(data: Buffer, *, check: bool = True) -> Dataset | None:
     try:
         with BufferReader(data) as reader:
             ds = pydicom.dcmread(reader, force=True, defer_size=DEFER_BYTES)
-        if _transfer_syntax(ds) in DEFLATED:
+        if transfer_syntax(ds) in DEFLATED:
             # Offsets of a deflated file point into the inflated stream: read it whole instead.
             with BufferReader(data) as reader:
                 ds = pydicom.dcmread(reader, force=True)
@@ -197,20 +191,15 @@ def _read_with_pydicom(data: Buffer, *, check: bool = True) -> Dataset | None:
     return ds
 
 
-def _transfer_syntax(ds: Dataset) -> str:
-    meta = getattr(ds, "file_meta", None)
-    return str(meta.get("TransferSyntaxUID", "")) if meta is not None else ""
-
-
 def _load_deferred(ds: Dataset, view: memoryview) -> None:
     """Give every element pydicom deferred its value from the upload (see parse_dicom)."""
-    native = _transfer_syntax(ds) in NATIVE_SYNTAXES or not _transfer_syntax(ds)
+    native = transfer_syntax(ds) in NATIVE_SYNTAXES
     for tag in list(ds.keys()):
         raw = ds.get_item(tag, keep_deferred=True)
         if not isinstance(raw, RawDataElement) or raw.value is not None or raw.value_tell is None:
             continue
         value = view[raw.value_tell : raw.value_tell + raw.length]
-        if native and tag in _PIXEL_DATA_TAGS:
+        if native and tag in PIXEL_TAGS:
             vr = raw.VR or "OW"
             if " or " in vr:  # implicit VR: PS3.5 A.1 gives OW (OB for 8-bit and less)
                 vr = "OB" if int(ds.get("BitsAllocated", 16) or 16) <= 8 else "OW"
@@ -324,7 +313,7 @@ def _tag_text(keyword: str) -> str:
 def pixel_volume_bytes(ds: Dataset | FlatDataset) -> int:
     """Bytes of the decoded pixel data: Rows x Columns x frames x samples x ceil(bits/8);
     1-bit data counts one byte per pixel, as it is once unpacked. 0 without pixel data."""
-    if not any(tag in ds for tag in _PIXEL_DATA_TAGS):
+    if not has_pixel_data(ds):
         return 0
     rows = _int_attr(ds, "Rows", None)
     columns = _int_attr(ds, "Columns", None)
