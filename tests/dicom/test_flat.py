@@ -31,7 +31,7 @@ from service.dicom.options import ReadOptions
 from service.dicom.pipeline import answer_for_file
 from service.errors import ApiError, TruncatedFile
 from service.settings import load_settings
-from tests.dicom.builders import SECONDARY_CAPTURE, make_dataset
+from tests.dicom.builders import SECONDARY_CAPTURE, file_bytes, make_dataset
 
 SETTINGS = load_settings({})
 # Every VR the reader may meet, through the Selector<VR>Value attributes, plus common ones.
@@ -178,21 +178,6 @@ def images(draw: st.DrawFn) -> tuple[bytes, ReadOptions]:
     return _encode(elements, syntax), options
 
 
-def _file_bytes(ds: Dataset, syntax: str) -> bytes:
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
-    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    ds.file_meta.TransferSyntaxUID = syntax
-    out = BytesIO()
-    ds.save_as(
-        out,
-        implicit_vr=syntax == ImplicitVRLittleEndian,
-        little_endian=syntax != ExplicitVRBigEndian,
-        enforce_file_format=True,
-    )
-    return out.getvalue()
-
-
 def _answer(data: bytes, options: ReadOptions) -> tuple[str, Any]:
     try:
         return "ok", answer_for_file("x.dcm", data, options, SETTINGS, None).to_bytes()
@@ -229,7 +214,7 @@ def test_the_fast_reader_answers_byte_for_byte_what_pydicom_answers(
 def test_a_plain_image_is_read_flat(syntax: str) -> None:
     ds = make_dataset(rows=3, columns=2)
     ds.SeriesNumber = 4
-    flat = read_flat(_file_bytes(ds, syntax))
+    flat = read_flat(file_bytes(ds, syntax))
     assert isinstance(flat, FlatDataset)
     assert flat.get("Rows") == 3 and flat.get("SeriesNumber") == 4
     assert flat.get("NumberOfFrames", 1) == 1 and "NumberOfFrames" not in flat
@@ -289,7 +274,7 @@ def test_what_the_fast_reader_does_not_handle_goes_to_pydicom(change: Any, synta
     ds = make_dataset()
     if change is not None:
         change(ds)
-    data = _file_bytes(ds, syntax)
+    data = file_bytes(ds, syntax)
     assert read_flat(data) is None
     assert upload_module.parse_dicom(data) is not None  # pydicom reads it
 
@@ -315,13 +300,13 @@ def _file_bytes_keep_syntax(ds: Dataset) -> bytes:
 
 @pytest.mark.parametrize("cut", [1, 7, 50, 200])
 def test_truncated_files_go_to_pydicom_and_never_raise(cut: int) -> None:
-    data = _file_bytes(make_dataset(rows=8, columns=8), ExplicitVRLittleEndian)
+    data = file_bytes(make_dataset(rows=8, columns=8), ExplicitVRLittleEndian)
     assert read_flat(data[:-cut]) is None
 
 
 @pytest.mark.parametrize("syntax", [ExplicitVRLittleEndian, ImplicitVRLittleEndian])
 def test_a_file_cut_inside_an_element_is_declined_and_reported_as_truncated(syntax: str) -> None:
-    data = _file_bytes(make_dataset(rows=8, columns=8), syntax)
+    data = file_bytes(make_dataset(rows=8, columns=8), syntax)
     pixels_start = data.index(b"\xe0\x7f\x10\x00")
     for cut in (pixels_start + 3, pixels_start + 10, len(data) - 1):
         assert read_flat(data[:cut]) is None  # the walk's own end check: no dataset
@@ -333,7 +318,7 @@ def test_a_file_cut_inside_an_element_is_declined_and_reported_as_truncated(synt
 
 
 def test_undefined_length_goes_to_pydicom() -> None:
-    data = bytearray(_file_bytes(make_dataset(), ExplicitVRLittleEndian))
+    data = bytearray(file_bytes(make_dataset(), ExplicitVRLittleEndian))
     at = data.index(b"\xe0\x7f\x10\x00OB\x00\x00")
     data[at + 8 : at + 12] = b"\xff\xff\xff\xff"
     assert read_flat(bytes(data)) is None

@@ -15,12 +15,11 @@ import httpx
 import jwt
 import pytest
 
-from tests.service.test_outages import TcpProxy
+from tests.service.test_outages import server_behind_proxy
 from tests.support import (
     PASSWORD,
     ServerProcess,
     bearer,
-    clean_env,
     developer_with_key,
     register,
     tiny_dicom,
@@ -279,24 +278,18 @@ def test_tokens_that_outlive_their_account_are_401(
 
 def test_bearer_routes_are_503_while_the_database_is_down(tmp_path: Path, pg_url: str) -> None:
     # The guard reads the account on every Bearer request: an outage is a 503, not a 401.
-    proxy = TcpProxy(5432)
-    proxy.start()
-    proxied = pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
-    env = clean_env({"DICOM_API_DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": proxied})
-    server = ServerProcess(env).start()
-    try:
-        with httpx.Client(base_url=server.url, timeout=30) as client:
-            _, tokens = register(client)
-            proxy.stop()
-            for response in (
-                client.get("/api/developer/profiles/", headers=bearer(tokens)),
-                client.post("/api/token/refresh/", json={"refresh": tokens["refresh"]}),
-            ):
-                assert_problem(response, 503)
-                assert int(response.headers["retry-after"]) > 0
-    finally:
-        server.stop()
+    with (
+        server_behind_proxy(tmp_path, pg_url) as (server, proxy),
+        httpx.Client(base_url=server.url, timeout=30) as client,
+    ):
+        _, tokens = register(client)
         proxy.stop()
+        for response in (
+            client.get("/api/developer/profiles/", headers=bearer(tokens)),
+            client.post("/api/token/refresh/", json={"refresh": tokens["refresh"]}),
+        ):
+            assert_problem(response, 503)
+            assert int(response.headers["retry-after"]) > 0
 
 
 # profiles ----------------------------------------------------------------------------------

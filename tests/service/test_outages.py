@@ -185,25 +185,34 @@ def test_redis_outage_gives_503_then_recovers(
         server.stop()
 
 
-def test_database_outage_gives_503_then_recovers(tmp_path: Path, pg_url: str) -> None:
+@contextlib.contextmanager
+def server_behind_proxy(tmp_path: Path, pg_url: str) -> Iterator[tuple[ServerProcess, TcpProxy]]:
+    """A server on PostgreSQL reached through a proxy the test can cut (``proxy.stop()``)."""
     proxy = TcpProxy(5432)
     proxy.start()
     proxied = pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
     env = clean_env({"DICOM_API_DATA_DIR": str(tmp_path / "data"), "DATABASE_URL": proxied})
     server = ServerProcess(env).start()
     try:
-        with httpx.Client(base_url=server.url, timeout=30) as client:
-            _tokens, key = developer_with_key(client)
-            assert upload(client, key).status_code == 200
-            proxy.stop()
-            down = upload(client, key)
-            assert down.status_code == 503 and "Retry-After" in down.headers, down.text
-            login = client.post("/api/token/", json={"email": "a@example.com", "password": "x" * 9})
-            assert login.status_code == 503
-            assert client.get("/ready").status_code == 503
-            proxy.start()
-            assert wait_for(lambda: upload(client, key).status_code == 200)
-            assert client.get("/ready").status_code == 200
+        yield server, proxy
     finally:
         server.stop()
         proxy.stop()
+
+
+def test_database_outage_gives_503_then_recovers(tmp_path: Path, pg_url: str) -> None:
+    with (
+        server_behind_proxy(tmp_path, pg_url) as (server, proxy),
+        httpx.Client(base_url=server.url, timeout=30) as client,
+    ):
+        _tokens, key = developer_with_key(client)
+        assert upload(client, key).status_code == 200
+        proxy.stop()
+        down = upload(client, key)
+        assert down.status_code == 503 and "Retry-After" in down.headers, down.text
+        login = client.post("/api/token/", json={"email": "a@example.com", "password": "x" * 9})
+        assert login.status_code == 503
+        assert client.get("/ready").status_code == 503
+        proxy.start()
+        assert wait_for(lambda: upload(client, key).status_code == 200)
+        assert client.get("/ready").status_code == 200
