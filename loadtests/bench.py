@@ -6,7 +6,8 @@
     python -m loadtests.bench --cases 0002-png,ct-series-jpeg --no-http
 
 Rows per case: ``baseline`` (pydicom + Pillow + json, in-process), ``pipeline in-process``
-(``service.dicom.render.read_dicom``), ``http 1 client`` (sequential, one keep-alive connection),
+(``service.dicom.pipeline.read_file_answer``, the server's read path from the multipart body
+on), ``http 1 client`` (sequential, one keep-alive connection),
 ``http N clients`` (N threads at once; speed from throughput), and ``orthanc`` (CT series with
 ``--orthanc``). ``x baseline`` is the baseline's median time over the row's (effective) time;
 ``bytes/base`` compares the total image bytes before base64. The ``small-ct-rate`` case sends

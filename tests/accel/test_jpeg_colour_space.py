@@ -259,7 +259,7 @@ def _file(ds: Dataset) -> bytes:
 
 
 @pytest.mark.parametrize("fmt", ["png", "jpeg", "gif"])
-def test_read_dicom_markerless_rgb_and_ybr_full_422(fmt: ReturnFormat) -> None:
+def test_answer_for_file_markerless_rgb_and_ybr_full_422(fmt: ReturnFormat) -> None:
     settings = load_settings({})
     for case in (markerless_rgb(), markerless_ybr()):
         options = ReadOptions(return_format=fmt)
