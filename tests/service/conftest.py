@@ -59,6 +59,13 @@ async def counter_and_store(
     await store.close()
 
 
+@pytest.fixture
+def client(server: ServerProcess) -> Iterator[httpx.Client]:
+    """A client of the backend's server."""
+    with httpx.Client(base_url=server.url, timeout=120) as c:
+        yield c
+
+
 @pytest.fixture(scope="module")
 def api(server: ServerProcess) -> Iterator[tuple[httpx.Client, dict[str, str]]]:
     """A client of the backend's server and the ApiKey header of a fresh developer."""

@@ -7,7 +7,6 @@ import base64
 import contextlib
 import json
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -25,12 +24,6 @@ from tests.support import (
     tiny_dicom,
     unique_email,
 )
-
-
-@pytest.fixture
-def client(server: ServerProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=60) as c:
-        yield c
 
 
 def assert_problem(response: httpx.Response, status: int) -> dict:

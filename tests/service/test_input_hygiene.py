@@ -6,7 +6,6 @@ overflows on the other)."""
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
@@ -21,12 +20,6 @@ from tests.support import (
     developer_with_key,
     unique_email,
 )
-
-
-@pytest.fixture
-def client(server: ServerProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=60) as c:
-        yield c
 
 
 @pytest.fixture

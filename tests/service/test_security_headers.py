@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import socket
-from collections.abc import Iterator
 
 import httpx
 import numpy as np
@@ -28,12 +27,6 @@ from tests.support import (
 )
 
 READ = "/api/dicom/read/file/"
-
-
-@pytest.fixture
-def client(server: ServerProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.url, timeout=120) as c:
-        yield c
 
 
 def read(client: httpx.Client, key: str, content: bytes, **form: str) -> httpx.Response:
